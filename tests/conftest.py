@@ -1,0 +1,38 @@
+"""Shared fixtures: the real GRID clips (through COURSEKIT_GRID_DIR) and small media files."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def grid_dir() -> Path:
+    """The folder of real GRID clips, or skip when COURSEKIT_GRID_DIR is not set."""
+    value = os.environ.get("COURSEKIT_GRID_DIR")
+    if not value:
+        pytest.skip("COURSEKIT_GRID_DIR is not set: no real GRID clips to test on")
+    path = Path(value)
+    assert path.is_dir(), f"COURSEKIT_GRID_DIR={value} is not a folder"
+    return path
+
+
+@pytest.fixture(scope="session")
+def grid_videos(grid_dir) -> list[Path]:
+    videos = sorted(grid_dir.glob("*/video/*.mpg"))
+    assert videos, f"no */video/*.mpg under {grid_dir}"
+    return videos
+
+
+def tone(freq: float = 440.0, sr: int = 16000, seconds: float = 1.0, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(round(sr * seconds))) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def ffmpeg(*args: str) -> None:
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args],
+                   check=True)
