@@ -1,0 +1,75 @@
+"""The ``coursekit`` command line.
+
+::
+
+    coursekit course run [--out runs/latest] [--params lab.yaml] [--only 01]
+    coursekit samples generate [--out data_samples] [--speakers 6] [--utterances 10]
+    coursekit samples verify [--root data_samples]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _course_run(args) -> int:
+    from .course import load_parameters, run_course
+
+    run_course(args.out, load_parameters(args.params), only=args.only)
+    return 0
+
+
+def _samples_generate(args) -> int:
+    from .data.synth import CorpusConfig, generate_corpus
+
+    cfg = CorpusConfig(n_speakers=args.speakers, n_utterances=args.utterances, seed=args.seed)
+    out = generate_corpus(args.out, cfg)
+    print(f"sample corpus written to {out}")
+    return 0
+
+
+def _samples_verify(args) -> int:
+    from .data.corpus import verify_checksums
+
+    bad = verify_checksums(args.root)
+    for line in bad:
+        print(line, file=sys.stderr)
+    print(f"{args.root}: {'OK' if not bad else f'{len(bad)} problem(s)'}")
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coursekit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="group", required=True)
+
+    course = sub.add_parser("course", help="run the notebook course").add_subparsers(
+        dest="action", required=True)
+    run = course.add_parser("run", help="execute every notebook in order with papermill")
+    run.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
+    run.add_argument("--params", help="YAML or JSON file of notebook parameters")
+    run.add_argument("--only", nargs="*", help="run only notebooks whose names contain these")
+    run.set_defaults(func=_course_run)
+
+    samples = sub.add_parser("samples", help="the shipped sample corpus").add_subparsers(
+        dest="action", required=True)
+    gen = samples.add_parser("generate", help="(re)generate the synthetic talking-face corpus")
+    gen.add_argument("--out", default="data_samples")
+    gen.add_argument("--speakers", type=int, default=6)
+    gen.add_argument("--utterances", type=int, default=10)
+    gen.add_argument("--seed", type=int, default=2026)
+    gen.set_defaults(func=_samples_generate)
+    ver = samples.add_parser("verify", help="check the corpus files against corpus.json")
+    ver.add_argument("--root", default="data_samples", type=Path)
+    ver.set_defaults(func=_samples_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

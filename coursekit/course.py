@@ -1,0 +1,76 @@
+"""Run the notebook course with papermill: every notebook, in order, into a run folder.
+
+``coursekit course run --out runs/latest`` executes ``notebooks/NN_*.ipynb`` in order, writing
+each executed notebook (outputs included) to the run folder, with the same parameters for all
+of them (data folder, config size, device, seed, epochs, output folder). A lab can hand its
+students a YAML/JSON parameters file instead of editing notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO / "notebooks"
+DEFAULT_PARAMETERS = {
+    "config": "tiny",
+    "device": "cpu",
+    "data_dir": str(REPO / "data_samples"),
+    "seed": 0,
+    "epochs": 1,
+}
+
+
+def notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The course notebooks in order (``NN_name.ipynb``)."""
+    found = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise FileNotFoundError(f"{folder}: no course notebooks (NN_name.ipynb) found")
+    return found
+
+
+def load_parameters(path: str | Path | None) -> dict:
+    """Parameters from a YAML or JSON file, over :data:`DEFAULT_PARAMETERS`."""
+    params = dict(DEFAULT_PARAMETERS)
+    if path:
+        text = Path(path).read_text()
+        if str(path).endswith(".json"):
+            params.update(json.loads(text))
+        else:
+            import yaml
+
+            params.update(yaml.safe_load(text) or {})
+    return params
+
+
+def run_course(out: str | Path, parameters: dict | None = None, *, only: list[str] | None = None,
+               kernel: str = "python3", progress: bool = True) -> list[Path]:
+    """Execute the notebooks with papermill; returns the executed notebooks' paths.
+
+    Args:
+        out: run folder; executed notebooks go there, each notebook's own outputs (figures,
+            videos, tables) under ``out/<notebook name>/``.
+        parameters: injected into every notebook's ``parameters`` cell (unknown names are
+            ignored by notebooks that do not use them).
+        only: run just the notebooks whose names contain one of these strings.
+    """
+    import papermill
+
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    params = dict(DEFAULT_PARAMETERS, **(parameters or {}))
+    done = []
+    for nb in notebooks():
+        if only and not any(key in nb.name for key in only):
+            continue
+        start = time.time()
+        target = out / nb.name
+        nb_params = dict(params, out_dir=str(out / nb.stem))
+        papermill.execute_notebook(str(nb), str(target), parameters=nb_params, kernel_name=kernel,
+                                   cwd=str(nb.parent), progress_bar=progress)
+        print(f"{nb.name}: executed in {time.time() - start:.0f} s -> {target}")
+        done.append(target)
+    (out / "parameters.json").write_text(json.dumps(params, indent=1) + "\n")
+    return done
