@@ -11,6 +11,7 @@ Layout (per speaker folder)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,10 +119,13 @@ def read_ground_truth(path: str | Path) -> dict[str, np.ndarray]:
             "aus": aus, "occurrence": occ.astype(np.int64)}
 
 
+def sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (the checksums of ``corpus.json``)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def verify_checksums(root: str | Path = SAMPLES_DIR) -> list[str]:
     """Compare every file listed in ``corpus.json`` with its SHA-256; returns the problems."""
-    import hashlib
-
     root = Path(root)
     meta = json.loads((root / "corpus.json").read_text())
     problems = []
@@ -129,6 +133,6 @@ def verify_checksums(root: str | Path = SAMPLES_DIR) -> list[str]:
         path = root / rel
         if not path.is_file():
             problems.append(f"{path}: missing")
-        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        elif sha256(path) != digest:
             problems.append(f"{path}: content differs from corpus.json")
     return problems
