@@ -131,3 +131,13 @@ def test_regeneration_is_bit_identical(tmp_path):
     for path in synth.write_utterance(tmp_path, name, utt, aus, frames, marks, cfg.fps):
         rel = str(path.relative_to(tmp_path))
         assert sha256(path) == META["sha256"][rel], rel
+
+
+def test_letter_a_is_spoken_as_its_name():
+    rng = np.random.default_rng(0)
+    utt = synth.speak(["set", "red", "at", "a", "one", "now"], "srta1n", synth.Voice(), rng,
+                      pause_prob=0.0)
+    assert [w[0] for w in utt.words] == ["set", "red", "at", "a", "one", "now"]
+    start, end = utt.words[3][1:]
+    inside = [p.symbol for p in utt.phones if start <= p.start < end]
+    assert inside == ["eI"], inside

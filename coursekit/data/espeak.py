@@ -177,7 +177,7 @@ def _close(lib: ctypes.CDLL, voice_array=None) -> None:
     lib.espeak_Terminate()
     if voice_array:
         ctypes.CDLL(None).free(voice_array)
-    _ctypes.dlclose(lib._handle)
+    _ctypes.dlclose(lib._handle)  # POSIX; ctypes has no public way to unload a library
 
 
 def _voices() -> tuple[dict[str, str], dict[str, str], list[str]]:

@@ -50,6 +50,9 @@ GRID_WORDS = {
     "adverb": ["again", "now", "please", "soon"],
 }
 
+SPOKEN_AS = {"a": "eh"}
+"""Words espeak-ng must be given differently: GRID's letter "a" is the letter name /eI/."""
+
 # ----------------------------------------------------------------------------- visemes
 
 # Target AU intensities (AU10, AU14, AU20, AU25, AU26) per class of espeak-ng phoneme, and the
@@ -212,11 +215,14 @@ def speak(words: list[str], utt_id: str, voice: Voice, rng: np.random.Generator,
             gap = rng.uniform(*pause_s)
             pieces.append(np.zeros(int(gap * SAMPLE_RATE), np.float32))
             t += pieces[-1].size / SAMPLE_RATE
-        sp = espeak.synthesize(" ".join(chunk), voice=voice.name, rate=rate, pitch=voice.pitch,
+        spoken = [SPOKEN_AS.get(w, w) for w in chunk]
+        sp = espeak.synthesize(" ".join(spoken), voice=voice.name, rate=rate, pitch=voice.pitch,
                                pitch_range=voice.pitch_range)
+        if len(sp.words) != len(chunk):
+            raise RuntimeError(f"espeak-ng timed {len(sp.words)} words for {chunk}")
         audio = resample(sp.audio, sp.sr, SAMPLE_RATE) if sp.sr != SAMPLE_RATE else sp.audio
         phones += [TimedPhone(p.symbol, t + p.start, t + p.end) for p in sp.phones]
-        timed_words += [(w.text, t + w.start, t + w.end) for w in sp.words]
+        timed_words += [(word, t + w.start, t + w.end) for word, w in zip(chunk, sp.words)]
         pieces.append(audio.astype(np.float32))
         t += audio.size / SAMPLE_RATE
     n_frames = int(np.ceil((t + trail) * fps))
