@@ -3,6 +3,7 @@
 ::
 
     coursekit course run [--out runs/latest] [--params lab.yaml] [--only 01]
+    coursekit preprocess SRC DST [--workers 2] [--landmarks detect|ground-truth]
     coursekit samples generate [--out data_samples] [--speakers 6] [--utterances 10]
     coursekit samples verify [--root data_samples]
 """
@@ -40,6 +41,22 @@ def _samples_verify(args) -> int:
     return 1 if bad else 0
 
 
+def _preprocess(args) -> int:
+    from .data.preprocess import PreprocessConfig, preprocess_corpus
+
+    cfg = PreprocessConfig(size=args.size, landmarks=args.landmarks.replace("-", "_"),
+                           aus=args.aus.replace("-", "_"))
+    summary = preprocess_corpus(args.src, args.dst, cfg, workers=args.workers,
+                                speakers=args.speakers)
+    fps = summary["frames"] / max(summary["seconds"], 1e-9)
+    print(f"{summary['done']} clips processed ({summary['frames']} frames, {fps:.0f} frames/s), "
+          f"{summary['skipped']} already done, {len(summary['failed'])} failed")
+    for key, message in summary["failed"].items():
+        print(f"  failed {key}: {message}", file=sys.stderr)
+    print(f"index: {summary['index']}")
+    return 1 if summary["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coursekit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="group", required=True)
@@ -51,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--params", help="YAML or JSON file of notebook parameters")
     run.add_argument("--only", nargs="*", help="run only notebooks whose names contain these")
     run.set_defaults(func=_course_run)
+
+    pre = sub.add_parser("preprocess", help="GRID-layout corpus -> processed training dataset")
+    pre.add_argument("src", help="corpus folder (<speaker>/video/<utt>.mpg|mp4, align/, ...)")
+    pre.add_argument("dst", help="output folder (resumable: complete clips are skipped)")
+    pre.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    pre.add_argument("--size", type=int, default=112, help="face crop size in pixels")
+    pre.add_argument("--landmarks", choices=["detect", "ground-truth"], default="detect")
+    pre.add_argument("--aus", choices=["estimate", "openface", "ground-truth"], default="estimate")
+    pre.add_argument("--speakers", nargs="*", help="only these speaker folders")
+    pre.set_defaults(func=_preprocess)
 
     samples = sub.add_parser("samples", help="the shipped sample corpus").add_subparsers(
         dest="action", required=True)

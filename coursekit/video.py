@@ -49,8 +49,22 @@ def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float]:
     finally:
         cap.release()
     if not frames:
+        streams = probe_streams(path)
+        if "audio" in streams and "video" not in streams:
+            raise VideoError(f"{path}: the file has no video stream (audio only)")
         raise VideoError(f"{path}: no video frames could be decoded (corrupt, or not a video)")
     return np.stack(frames), fps
+
+
+def probe_streams(path: str | os.PathLike) -> set[str]:
+    """The kinds of streams ffmpeg finds in a file: a subset of ``{"video", "audio"}``."""
+    proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)],
+                          capture_output=True, text=True)
+    kinds = set()
+    for line in proc.stderr.splitlines():
+        if "Stream #" in line:
+            kinds |= {k for k in ("video", "audio") if f"{k.capitalize()}:" in line}
+    return kinds
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 25.0,

@@ -18,7 +18,7 @@ CONDA_ONLY = {"python", "pip", "cpuonly", "torchvision"}
 
 
 def _name(spec: str) -> str:
-    return re.split(r"[<>=!~ ;\[]", spec.strip(), maxsplit=1)[0].lower()
+    return re.split(r"[<>=!~ ;\[]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
 def _pyproject() -> dict[str, str]:

@@ -9,6 +9,7 @@ from coursekit import cli, video
 from coursekit.audio import load_audio
 from coursekit.course import load_parameters, notebooks
 from coursekit.data.corpus import SAMPLES_DIR
+from conftest import ffmpeg
 
 
 def test_write_then_read_video_with_audio(tmp_path):
@@ -33,6 +34,10 @@ def test_video_errors(tmp_path):
     bad.write_bytes(b"\x00\x01garbage" * 100)
     with pytest.raises(video.VideoError, match="corrupt.mp4"):
         video.read_video(bad)
+    sound = tmp_path / "sound.m4a"
+    ffmpeg("-f", "lavfi", "-i", "sine=f=300:d=1", "-c:a", "aac", str(sound))
+    with pytest.raises(video.VideoError, match=r"sound\.m4a: the file has no video stream"):
+        video.read_video(sound)
     with pytest.raises(video.VideoError, match="even width"):
         video.write_video(tmp_path / "odd.mp4", np.zeros((2, 15, 16, 3), np.uint8))
     with pytest.raises(video.VideoError, match="uint8"):
