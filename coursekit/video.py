@@ -107,3 +107,26 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 25.0,
         raise VideoError(f"{path}: ffmpeg failed: {proc.stderr.decode(errors='replace').strip()}")
     os.replace(tmp_video, path)
     return path
+
+
+def show_video(video: str | os.PathLike | np.ndarray, fps: float = 25.0,
+               audio: np.ndarray | None = None, sr: int | None = None, *, width: int = 320):
+    """Play a video inline in a notebook, with its sound.
+
+    ``video`` is a file path or ``(T, H, W, 3)`` uint8 frames (encoded to mp4 with ``audio``
+    first). The mp4 is embedded in the notebook (base64), so it still plays when the notebook
+    is saved and reopened elsewhere.
+    """
+    import base64
+
+    from IPython.display import HTML
+
+    if isinstance(video, np.ndarray):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_video(Path(tmp) / "clip.mp4", video, fps, audio, sr)
+            data = path.read_bytes()
+    else:
+        data = Path(video).read_bytes()
+    b64 = base64.b64encode(data).decode("ascii")
+    return HTML(f'<video width="{width}" controls playsinline>'
+                f'<source src="data:video/mp4;base64,{b64}" type="video/mp4"></video>')
