@@ -208,6 +208,8 @@ def write_index(dst: str | Path, cfg: PreprocessConfig | None = None) -> Path:
     dst = Path(dst)
     clips, fps = [], None
     for meta_path in sorted(dst.glob("*/*/meta.json")):
+        if meta_path.parent.name.startswith("."):  # a half-renamed temporary folder
+            continue
         meta = json.loads(meta_path.read_text())
         fps = fps or meta["fps"]
         clips.append({"speaker": meta["speaker"], "utt": meta["utt"], "n_frames": meta["n_frames"],
