@@ -4,6 +4,7 @@
 
     coursekit course run [--out runs/latest] [--params lab.yaml] [--only 01]
     coursekit preprocess SRC DST [--workers 2] [--landmarks detect|ground-truth]
+    coursekit au calibrate
     coursekit samples generate [--out data_samples] [--speakers 6] [--utterances 10]
     coursekit samples verify [--root data_samples]
 """
@@ -57,6 +58,14 @@ def _preprocess(args) -> int:
     return 1 if summary["failed"] else 0
 
 
+def _au_calibrate(args) -> int:
+    from . import au
+    from .data.corpus import tracked_clips
+
+    print(au.format_weights(au.calibrate(*tracked_clips(args.root, au.TRAIN_SPEAKERS))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coursekit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="group", required=True)
@@ -78,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--aus", choices=["estimate", "openface", "ground-truth"], default="estimate")
     pre.add_argument("--speakers", nargs="*", help="only these speaker folders")
     pre.set_defaults(func=_preprocess)
+
+    aus = sub.add_parser("au", help="the landmark AU estimator").add_subparsers(
+        dest="action", required=True)
+    cal = aus.add_parser("calibrate", help="refit coursekit.au.WEIGHTS on the samples' "
+                         "training speakers and print them")
+    cal.add_argument("--root", default=str(Path(__file__).resolve().parent.parent / "data_samples"))
+    cal.set_defaults(func=_au_calibrate)
 
     samples = sub.add_parser("samples", help="the shipped sample corpus").add_subparsers(
         dest="action", required=True)

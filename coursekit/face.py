@@ -8,10 +8,9 @@ commercial use.
 The pipeline for a clip (:func:`align_clip`):
 
 1. **track** (:func:`track_landmarks`): detect the face in the first frame where one is found
-   (the largest, if several), then follow it: each frame's landmarks are predicted inside a box
-   derived from the previous frame's landmarks, with a fresh detection every ``redetect_every``
-   frames or when the face jumps (the detection closest to the tracked face is kept, so the same
-   person is followed even when someone larger walks in);
+   (the largest, if several), then follow it: each frame is searched only near the previous
+   face (fast, and the same person is followed even when someone larger walks in), the whole
+   frame again when the face is lost;
 2. **smooth** (:func:`smooth_landmarks`): a small temporal Gaussian on the landmarks that
    define the alignment, so crops do not jitter with the predictor's noise;
 3. **align** (:func:`similarity_transform`): the rotation + uniform scale + shift that maps the
@@ -54,6 +53,8 @@ CROP_BOX = (-1.8, -1.2, 1.8, 2.4)
 """The crop in template units (x0, y0, x1, y1): forehead to below the chin, cheek to cheek."""
 
 LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"
+UPSCALE_BELOW = 200
+"""Faces narrower than this (pixels) are enlarged before landmark prediction (sub-pixel)."""
 
 
 class FaceError(ValueError):
@@ -103,10 +104,29 @@ class LandmarkDetector:
         return []
 
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-        """``(68, 2)`` float32 landmarks of the face inside ``box``."""
-        rect = self._dlib.rectangle(*(int(round(v)) for v in box))
-        shape = self.predictor(image, rect)
-        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+        """``(68, 2)`` float32 landmarks of the face inside ``box``.
+
+        dlib returns whole pixels; on a face 100 px wide one pixel is 0.03 inter-ocular
+        distances, as much as a small lip movement. Faces narrower than
+        :data:`UPSCALE_BELOW` are therefore enlarged (only the region around the box) before
+        the predictor runs, and the points are mapped back: sub-pixel landmarks.
+        """
+        import cv2
+
+        width = float(box[2] - box[0])
+        scale = int(np.clip(np.ceil(UPSCALE_BELOW / max(width, 1.0)), 1, 4))
+        x0 = int(max(0, box[0] - width / 2))
+        y0 = int(max(0, box[1] - width / 2))
+        x1 = int(min(image.shape[1], box[2] + width / 2))
+        y1 = int(min(image.shape[0], box[3] + width / 2))
+        roi = image[y0:y1, x0:x1]
+        if scale > 1:
+            roi = cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        rect = (np.asarray(box, np.float64) - [x0, y0, x0, y0]) * scale
+        shape = self.predictor(np.ascontiguousarray(roi),
+                               self._dlib.rectangle(*(int(round(v)) for v in rect)))
+        pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+        return ((pts + 0.5) / scale - 0.5 + [x0, y0]).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- tracking
@@ -125,16 +145,21 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def track_landmarks(frames: np.ndarray, detector: LandmarkDetector | None = None, *,
-                    source: str = "video", redetect_every: int = 10,
-                    max_jump: float = 0.3) -> np.ndarray:
+                    source: str = "video", redetect_every: int = 5) -> np.ndarray:
     """68 landmarks in every frame of a clip, following one face.
+
+    The face is found in the first frame that has one (the largest face), then followed: in
+    each frame the detector searches only a small region around the previous box (fast, and
+    it cannot jump to another person); where it finds nothing the previous box is kept, and
+    every ``redetect_every`` such frames the whole frame is searched again. Boxes always come
+    from the detector, never from the predicted landmarks, so a biased prediction cannot
+    drag the box away frame after frame.
 
     Args:
         frames: ``(T, H, W, 3)`` RGB uint8.
         detector: a loaded :class:`LandmarkDetector` (made if None; reuse it across clips).
         source: the file name, for error messages.
-        redetect_every: run the detector every this many frames (else track from landmarks).
-        max_jump: re-detect at once when the face box moves by more than this fraction.
+        redetect_every: frames without a nearby detection before a whole-frame search.
 
     Returns:
         ``(T, 68, 2)`` float32 landmarks, image pixels.
@@ -151,33 +176,35 @@ def track_landmarks(frames: np.ndarray, detector: LandmarkDetector | None = None
         raise FaceError(f"{source}: no face found in any of its {n} frames")
     out = np.zeros((n, 68, 2), dtype=np.float32)
     first = detector.detect(frames[start])[0]  # the largest face
-    _follow(frames, detector, out, first, range(start, n), redetect_every, max_jump)
+    _follow(frames, detector, out, first, range(start, n), redetect_every)
     if start > 0:  # frames before the first detection: track backwards
-        _follow(frames, detector, out, first, range(start, -1, -1), redetect_every, max_jump)
+        _follow(frames, detector, out, first, range(start, -1, -1), redetect_every)
     return out
 
 
-def _follow(frames, detector, out, box, order, redetect_every, max_jump) -> None:
-    offset = None  # detector box relative to the landmarks' bounding box
-    for i, k in enumerate(order):
-        if i % redetect_every == 0 or offset is None:
-            boxes = detector.detect(frames[k])
-            if boxes:  # keep the detection that overlaps the tracked face most
-                box = max(boxes, key=lambda b: _iou(b, box))
-        lms = detector.landmarks(frames[k], box)
-        lbox = _bbox(lms)
-        if offset is None:
-            offset = (box - lbox) / (lbox[2] - lbox[0])
-        new_box = lbox + offset * (lbox[2] - lbox[0])
-        if _iou(new_box, box) < 1.0 - max_jump:  # the face jumped: look again
-            boxes = detector.detect(frames[k])
-            if boxes:
-                box = max(boxes, key=lambda b: _iou(b, new_box))
-                lms = detector.landmarks(frames[k], box)
-                lbox = _bbox(lms)
-                new_box = lbox + offset * (lbox[2] - lbox[0])
-        out[k] = lms
-        box = new_box
+def _detect_near(detector: LandmarkDetector, image: np.ndarray, box: np.ndarray):
+    """The detection overlapping ``box`` most, searched in a region around it, or None."""
+    w = box[2] - box[0]
+    x0, y0 = int(max(0, box[0] - w / 2)), int(max(0, box[1] - w / 2))
+    x1, y1 = int(min(image.shape[1], box[2] + w / 2)), int(min(image.shape[0], box[3] + w / 2))
+    found = detector.detect(np.ascontiguousarray(image[y0:y1, x0:x1]), 0 if w >= 90 else 1)
+    found = [b + np.array([x0, y0, x0, y0], np.float32) for b in found]
+    best = max(found, key=lambda b: _iou(b, box), default=None)
+    return best if best is not None and _iou(best, box) > 0.3 else None
+
+
+def _follow(frames, detector, out, box, order, redetect_every) -> None:
+    missed = 0
+    for k in order:
+        found = _detect_near(detector, frames[k], box)
+        if found is None:
+            missed += 1
+            if missed % redetect_every == 0:  # lost for a while: search the whole frame
+                boxes = detector.detect(frames[k])
+                found = max(boxes, key=lambda b: _iou(b, box)) if boxes else None
+        if found is not None:
+            box, missed = found, 0
+        out[k] = detector.landmarks(frames[k], box)
 
 
 def smooth_landmarks(landmarks: np.ndarray, sigma: float = 1.0) -> np.ndarray:

@@ -110,10 +110,15 @@ def test_every_grid_clip_is_aligned_and_labelled(grid_processed, grid_videos):
     assert summary["failed"] == {}
     index = json.loads((out / "index.json").read_text())
     assert len(index["clips"]) == len(grid_videos) == 130
+    import cv2
+
     for entry in index["clips"]:
         folder = out / entry["dir"]
         n = entry["n_frames"]
-        assert n == 75
+        video = json.loads((folder / "meta.json").read_text())["video"]
+        cap = cv2.VideoCapture(video)
+        assert n == int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= 74, video  # s1/srbb4n has 74
+        cap.release()
         aligned = np.load(folder / "aligned_landmarks.npy")
         assert aligned.shape == (n, 68, 2) and np.all(np.isfinite(aligned))
         assert np.all((aligned > 0) & (aligned < 112)), entry

@@ -136,3 +136,22 @@ def verify_checksums(root: str | Path = SAMPLES_DIR) -> list[str]:
         elif sha256(path) != digest:
             problems.append(f"{path}: content differs from corpus.json")
     return problems
+
+
+def tracked_clips(root: str | Path = SAMPLES_DIR, speakers=None, detector=None
+                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """dlib-tracked landmarks and ground-truth AUs of a corpus with ground truth (the samples):
+    the inputs of :func:`coursekit.au.calibrate`.
+
+    Returns ``([(T_i, 68, 2) image px], [(T_i, 5)])``, clips in corpus order.
+    """
+    from ..face import LandmarkDetector, track_landmarks
+    from ..video import read_video
+
+    detector = detector or LandmarkDetector()
+    landmarks, aus = [], []
+    for clip in list_clips(root, list(speakers) if speakers else None):
+        frames, _ = read_video(clip.video)
+        landmarks.append(track_landmarks(frames, detector, source=str(clip.video)))
+        aus.append(read_ground_truth(clip.ground_truth)["aus"])
+    return landmarks, aus

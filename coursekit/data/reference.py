@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..au import AUS, OCCURRENCE_THRESHOLD
+from ..au import read_openface_frames
 
 FACE_DIR = "align_face"
 MFCC_DIR = "mfcc"
@@ -68,29 +68,6 @@ def read_lms(path: str | Path) -> np.ndarray:
     if len(values) != 136:
         raise ValueError(f"{path}: expected 68 landmarks (136 numbers), got {len(values)} numbers")
     return np.asarray(values, dtype=np.float32).reshape(68, 2)
-
-
-def read_au_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """The first data row of an OpenFace CSV: ``(aus (5,) float32 0-5, occurrence (5,) uint8)``
-    in the order of :data:`coursekit.au.AUS`."""
-    lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
-    if len(lines) < 2:
-        raise ValueError(f"{path}: expected a header and a data row (OpenFace CSV)")
-    header = [h.strip() for h in lines[0].split(",")]
-    row = [v.strip() for v in lines[1].split(",")]
-    col = {name: i for i, name in enumerate(header)}
-    missing = [f"{au}_r" for au in AUS if f"{au}_r" not in col]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (not an OpenFace CSV?)")
-    try:
-        aus = np.array([float(row[col[f"{au}_r"]]) for au in AUS], dtype=np.float32)
-        if all(f"{au}_c" in col for au in AUS):
-            occ = np.array([float(row[col[f"{au}_c"]]) for au in AUS]) > 0.5
-        else:
-            occ = aus >= OCCURRENCE_THRESHOLD
-    except (ValueError, IndexError):
-        raise ValueError(f"{path}: unreadable data row {lines[1][:80]!r}") from None
-    return aus, occ.astype(np.uint8)
 
 
 def _read_mfcc(clip: Path, ids: list[int]) -> np.ndarray | None:
@@ -164,9 +141,9 @@ def read_reference_clip(folder: str | Path) -> dict:
         if suffix == ".lms":
             out["aligned_landmarks"] = np.stack([read_lms(files[n]) for n in ids])
         else:
-            rows = [read_au_csv(files[n]) for n in ids]
-            out["aus"] = np.stack([r[0] for r in rows])
-            out["occurrence"] = np.stack([r[1] for r in rows])
+            table = read_openface_frames([files[n] for n in ids])
+            out["aus"] = table["aus"].astype(np.float32)
+            out["occurrence"] = table["occurrence"].astype(np.uint8)
     mfcc = _read_mfcc(clip, ids)
     if mfcc is not None:
         out["mfcc"] = mfcc
