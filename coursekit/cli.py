@@ -4,6 +4,8 @@
 
     coursekit course run [--out runs/latest] [--params lab.yaml] [--only 01]
     coursekit preprocess SRC DST [--workers 2] [--landmarks detect|ground-truth]
+    coursekit train talker tiny|paper|CONFIG.json --data DIR --out DIR [--minutes 6]
+    coursekit train audio2au --data DIR --out DIR [--minutes 5]
     coursekit au calibrate
     coursekit samples generate [--out data_samples] [--speakers 6] [--utterances 10]
     coursekit samples verify [--root data_samples]
@@ -66,6 +68,31 @@ def _au_calibrate(args) -> int:
     return 0
 
 
+def _train_talker(args) -> int:
+    import json
+
+    from .train.talker import PipelineConfig, train_pipeline
+
+    if args.config in ("tiny", "paper"):
+        cfg = getattr(PipelineConfig, args.config)()
+    else:
+        cfg = PipelineConfig.from_dict(json.loads(Path(args.config).read_text()))
+    if args.minutes is not None:
+        cfg.talker.max_minutes = args.minutes
+    if args.device:
+        cfg.talker.device = args.device
+    result = train_pipeline(args.data, args.out, cfg)
+    for name, path in result["paths"].items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _train_audio2au(args) -> int:
+    from .train.audio2au import cli
+
+    return cli(args) or 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coursekit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="group", required=True)
@@ -87,6 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--aus", choices=["estimate", "openface", "ground-truth"], default="estimate")
     pre.add_argument("--speakers", nargs="*", help="only these speaker folders")
     pre.set_defaults(func=_preprocess)
+
+    train = sub.add_parser("train", help="train the networks").add_subparsers(
+        dest="action", required=True)
+    talker = train.add_parser("talker", help="AU classifier, Audio2AU, then the whole model")
+    talker.add_argument("config", help="tiny, paper, or a JSON file of PipelineConfig fields")
+    talker.add_argument("--data", required=True, help="processed dataset (coursekit preprocess)")
+    talker.add_argument("--out", required=True, help="folder for checkpoints and logs")
+    talker.add_argument("--minutes", type=float, help="time budget of the end-to-end stage")
+    talker.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    talker.set_defaults(func=_train_talker)
+    a2a = train.add_parser("audio2au", help="pretrain Audio2AU (MFCC windows -> AUs)")
+    a2a.add_argument("--data", required=True)
+    a2a.add_argument("--out", required=True)
+    a2a.add_argument("--minutes", type=float, default=5.0)
+    a2a.add_argument("--epochs", type=int, default=100)
+    a2a.add_argument("--seed", type=int, default=0)
+    a2a.set_defaults(func=_train_audio2au)
 
     aus = sub.add_parser("au", help="the landmark AU estimator").add_subparsers(
         dest="action", required=True)

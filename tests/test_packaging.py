@@ -66,7 +66,7 @@ LAYERS = [
     {"data"},
     {"models"},
     {"losses", "metrics"},
-    {"train", "infer"},
+    {"train", "infer", "evaluate"},
     {"cli", "course", "plots", "widgets"},
 ]
 

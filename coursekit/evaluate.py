@@ -1,0 +1,121 @@
+"""Evaluating generated talking faces beside baselines computed the same way.
+
+A number alone says little: on GRID-like data a model that ignores the audio can score well.
+Every score is therefore reported beside three baselines:
+
+* **copy identity**: every frame is the identity image (a still face);
+* **shuffled audio**: the same model driven by another utterance's audio;
+* **position only**: no audio and no model, the occurrence of each AU guessed from the frame's
+  position in the clip (the per-position rate over the training clips, thresholded at 0.5).
+
+The AUs of generated frames are read by a *judge*: an AU classifier trained on real frames
+only, with another seed than the one used in the AU loss, and never used for training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data.dataset import TalkingFaceDataset
+from .metrics import accuracy_per_au, f1_per_au
+from .train.au_classifier import classify_frames
+
+
+@torch.no_grad()
+def generate(model, identity: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+    """Frames for one clip: identity ``(3, S, S)``, normalised MFCC ``(T, 12, 28)`` ->
+    ``(T, 3, S, S)`` in [-1, 1]. The model sees nothing of the target video."""
+    model.eval()
+    return model(identity[None], mfcc[None])["frames"][0]
+
+
+def position_prior(root, clips: list[dict], length: int) -> np.ndarray:
+    """``(length, 5)`` occurrence guess per frame index from the clips' labels (rate >= 0.5)."""
+    data = TalkingFaceDataset(root, clips, fields=("occurrence",))
+    sums, counts = np.zeros((length, 5)), np.zeros((length, 1))
+    for i in range(len(data)):
+        occ = data[i]["occurrence"].numpy()[:length]
+        sums[: len(occ)] += occ
+        counts[: len(occ)] += 1
+    rate = sums / np.maximum(counts, 1)
+    last = rate[max(0, int(counts[:, 0].nonzero()[0].max()) if counts.any() else 0)]
+    rate[counts[:, 0] == 0] = last  # beyond the longest training clip: its last rate
+    return rate >= 0.5
+
+
+def _fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Crop or pad (repeating the last item) along the first axis to length ``n``."""
+    if len(x) >= n:
+        return x[:n]
+    return torch.cat([x, x[-1:].expand(n - len(x), *x.shape[1:])])
+
+
+def evaluate_talker(model, judge, root, test: list[dict], train: list[dict], mfcc_stats) -> dict:
+    """AU occurrence F1 and accuracy of generated frames and of the baselines.
+
+    Returns ``{name: {"f1": (5,), "accuracy": (5,)}}`` for ``model``, ``shuffled audio``,
+    ``position only``, ``copy identity`` and ``real frames`` (the judge on the real video: how
+    well the judge itself reads AUs, an upper bound).
+    """
+    data = TalkingFaceDataset(root, test, fields=("frames", "identity", "mfcc", "occurrence"),
+                              normalize_mfcc=mfcc_stats)
+    items = [data[i] for i in range(len(data))]
+    longest = max(len(it["occurrence"]) for it in items)
+    prior = position_prior(root, train, longest)
+    preds = {k: [] for k in ("model", "shuffled audio", "position only", "copy identity",
+                             "real frames")}
+    truth = []
+    for i, it in enumerate(items):
+        n = len(it["occurrence"])
+        other = items[(i + 1) % len(items)]["mfcc"]  # another held-out utterance
+        preds["model"].append(classify_frames(judge, generate(model, it["identity"], it["mfcc"])))
+        shuffled = generate(model, it["identity"], _fit_length(other, n))
+        preds["shuffled audio"].append(classify_frames(judge, shuffled))
+        preds["position only"].append(prior[:n])
+        preds["copy identity"].append(classify_frames(judge, it["identity"][None].expand(n, -1, -1, -1)))
+        preds["real frames"].append(classify_frames(judge, it["frames"]))
+        truth.append(it["occurrence"].numpy().astype(bool))
+    true = np.concatenate(truth)
+    return {k: {"f1": f1_per_au(np.concatenate(v), true),
+                "accuracy": accuracy_per_au(np.concatenate(v), true)} for k, v in preds.items()}
+
+
+def _mouth_motion(frames: torch.Tensor) -> float:
+    """Mean |change| between consecutive frames in the mouth box, on a 0-1 scale."""
+    s = frames.shape[-1]
+    box = frames[:, :, int(0.62 * s): int(0.9 * s), int(0.3 * s): int(0.7 * s)]
+    return float((box[1:] - box[:-1]).abs().mean() / 2) if len(frames) > 1 else 0.0
+
+
+@torch.no_grad()
+def silence_check(model, judge, root, clips: list[dict], mfcc_stats, *,
+                  noise_dbfs: float | None = None, seed: int = 0) -> dict:
+    """Drive the model with silence instead of speech (the paper's Fig. 13 check).
+
+    For each clip's identity, generate as many frames from silent audio (digital silence, or
+    white noise at ``noise_dbfs``) as from its real audio, and compare: the judge's AU25/AU26
+    occurrence rates, and the motion in the mouth box between consecutive frames.
+    """
+    from .audio import SAMPLE_RATE, mfcc_windows
+
+    mean, std = (torch.as_tensor(np.asarray(x), dtype=torch.float32) for x in mfcc_stats)
+    rng = np.random.default_rng(seed)
+    data = TalkingFaceDataset(root, clips, fields=("identity", "mfcc"), normalize_mfcc=mfcc_stats)
+    silent_frames, speech_frames = [], []
+    for i in range(len(data)):
+        it = data[i]
+        n = len(it["mfcc"])
+        samples = int(np.ceil(n / 25 * SAMPLE_RATE))
+        audio = (np.zeros(samples, np.float32) if noise_dbfs is None else
+                 (10 ** (noise_dbfs / 20) * rng.standard_normal(samples)).astype(np.float32))
+        quiet = (torch.from_numpy(mfcc_windows(audio, SAMPLE_RATE, n)) - mean) / std
+        silent_frames.append(generate(model, it["identity"], quiet))
+        speech_frames.append(generate(model, it["identity"], it["mfcc"]))
+    k25, k26 = 3, 4  # AU25, AU26 in coursekit.au.AUS order
+    sil = np.concatenate([classify_frames(judge, f) for f in silent_frames])
+    spe = np.concatenate([classify_frames(judge, f) for f in speech_frames])
+    return {"au25": sil[:, k25].mean(), "au26": sil[:, k26].mean(),
+            "speech_au25": spe[:, k25].mean(), "speech_au26": spe[:, k26].mean(),
+            "silent_motion": float(np.mean([_mouth_motion(f) for f in silent_frames])),
+            "speech_motion": float(np.mean([_mouth_motion(f) for f in speech_frames]))}
