@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 # constraints.txt pins the versions CI tests (Python 3.11); other Pythons resolve freely
 CONSTRAINTS ?= $(shell $(PYTHON) -c 'import sys; print("-c constraints.txt" if sys.version_info[:2] == (3, 11) else "")')
 
-.PHONY: setup course test samples clean-venv
+.PHONY: setup course test samples checkpoints clean-venv
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,9 @@ test: setup
 
 samples: setup
 	$(BIN)/coursekit samples generate --out data_samples
+
+checkpoints: setup
+	$(BIN)/python benchmarks/talker_tiny.py --save checkpoints/tiny
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,7 +9,7 @@
 
 Writes a Markdown report (``--out``, default ``benchmarks/talker_tiny.md``).
 
-    python benchmarks/talker_tiny.py [--minutes 5.5] [--work /tmp/coursekit_tiny]
+    python benchmarks/talker_tiny.py [--minutes 5.5] [--work /tmp/coursekit_tiny] [--save checkpoints/tiny]
 """
 
 import argparse
@@ -26,6 +26,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.5, help="talker stage budget")
     parser.add_argument("--work", default="/tmp/coursekit_tiny")
     parser.add_argument("--out", default="benchmarks/talker_tiny.md")
+    parser.add_argument("--save", help="copy the checkpoints (and the judge) to this folder, "
+                        "e.g. checkpoints/tiny")
     args = parser.parse_args()
 
     import numpy as np
@@ -78,6 +80,17 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
     print(text)
+    if args.save:
+        import shutil
+
+        save = Path(args.save)
+        save.mkdir(parents=True, exist_ok=True)
+        for path in [*result["paths"].values(), judge_path]:
+            shutil.copy2(path, save / Path(path).name)
+        (save / "README.md").write_text(
+            "Tiny checkpoints trained on data_samples/ by `python benchmarks/talker_tiny.py "
+            f"--save {args.save}` ({time.strftime('%Y-%m-%d')}); evaluation in "
+            "benchmarks/talker_tiny.md. judge.pt is the AU classifier used only for scoring.\n")
     m = {k: float(np.mean(v["f1"])) for k, v in scores.items()}
     print(f"model - shuffled {m['model'] - m['shuffled audio']:+.3f}, "
           f"- position {m['model'] - m['position only']:+.3f}, "

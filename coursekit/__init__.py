@@ -11,4 +11,11 @@ Layers (each imports only those below it)::
     cli, course               command line and the notebook course
 """
 
+import os as _os
+
+# On a small shared CPU (the course's 2-core machines, a laptop running a notebook server),
+# OpenMP threads that spin while waiting for work slowed training steps here about 10x.
+# Sleeping instead costs nothing measurable. Takes effect if coursekit is imported before torch.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"

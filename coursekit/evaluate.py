@@ -20,6 +20,7 @@ import torch
 from .data.dataset import TalkingFaceDataset
 from .metrics import accuracy_per_au, f1_per_au
 from .train.au_classifier import classify_frames
+from .train.audio2au import fit_length, label_priors, position_predict
 
 
 @torch.no_grad()
@@ -28,27 +29,6 @@ def generate(model, identity: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
     ``(T, 3, S, S)`` in [-1, 1]. The model sees nothing of the target video."""
     model.eval()
     return model(identity[None], mfcc[None])["frames"][0]
-
-
-def position_prior(root, clips: list[dict], length: int) -> np.ndarray:
-    """``(length, 5)`` occurrence guess per frame index from the clips' labels (rate >= 0.5)."""
-    data = TalkingFaceDataset(root, clips, fields=("occurrence",))
-    sums, counts = np.zeros((length, 5)), np.zeros((length, 1))
-    for i in range(len(data)):
-        occ = data[i]["occurrence"].numpy()[:length]
-        sums[: len(occ)] += occ
-        counts[: len(occ)] += 1
-    rate = sums / np.maximum(counts, 1)
-    last = rate[max(0, int(counts[:, 0].nonzero()[0].max()) if counts.any() else 0)]
-    rate[counts[:, 0] == 0] = last  # beyond the longest training clip: its last rate
-    return rate >= 0.5
-
-
-def _fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Crop or pad (repeating the last item) along the first axis to length ``n``."""
-    if len(x) >= n:
-        return x[:n]
-    return torch.cat([x, x[-1:].expand(n - len(x), *x.shape[1:])])
 
 
 def evaluate_talker(model, judge, root, test: list[dict], train: list[dict], mfcc_stats) -> dict:
@@ -61,8 +41,7 @@ def evaluate_talker(model, judge, root, test: list[dict], train: list[dict], mfc
     data = TalkingFaceDataset(root, test, fields=("frames", "identity", "mfcc", "occurrence"),
                               normalize_mfcc=mfcc_stats)
     items = [data[i] for i in range(len(data))]
-    longest = max(len(it["occurrence"]) for it in items)
-    prior = position_prior(root, train, longest)
+    position_rates = label_priors(root, train)["position_rates"].numpy()
     preds = {k: [] for k in ("model", "shuffled audio", "position only", "copy identity",
                              "real frames")}
     truth = []
@@ -70,9 +49,9 @@ def evaluate_talker(model, judge, root, test: list[dict], train: list[dict], mfc
         n = len(it["occurrence"])
         other = items[(i + 1) % len(items)]["mfcc"]  # another held-out utterance
         preds["model"].append(classify_frames(judge, generate(model, it["identity"], it["mfcc"])))
-        shuffled = generate(model, it["identity"], _fit_length(other, n))
+        shuffled = generate(model, it["identity"], torch.from_numpy(fit_length(other.numpy(), n)))
         preds["shuffled audio"].append(classify_frames(judge, shuffled))
-        preds["position only"].append(prior[:n])
+        preds["position only"].append(position_predict(position_rates, n))
         preds["copy identity"].append(classify_frames(judge, it["identity"][None].expand(n, -1, -1, -1)))
         preds["real frames"].append(classify_frames(judge, it["frames"]))
         truth.append(it["occurrence"].numpy().astype(bool))

@@ -79,3 +79,10 @@ def au_table(rows: dict, aus=AUS, digits: int = 3) -> str:
             cells = [f"{v:.{digits}f}" for v in vals] + [f"**{vals.mean():.{digits}f}**"]
             lines.append(f"| {name} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def psnr(pred, target, data_range: float = 2.0) -> float:
+    """Peak signal-to-noise ratio (dB) of images in [-1, 1] (``data_range`` 2), any shape."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    mse = np.mean((pred - target) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))

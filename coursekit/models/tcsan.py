@@ -5,9 +5,11 @@ into per-frame features ``f_t,k`` for the decoder, mixing information across tim
 
 **Non-causal dilated convolutions** (Eq. 1). A causal TCN (Bai et al.) only looks at past
 frames, but the mouth also anticipates the next sounds, so the kernel is centred on the frame:
-``T(s) = sum_i F(i) X[s + d ((k-1)/2 - i)]``, as many frames before as after. With zero
-padding of ``d (k-1)/2`` on each side the output has the input's length, whatever it is: no
-clip length is baked into the network. The dilation doubles at every level, ``d = 2^(n-1)``,
+``T(s) = sum_i F(i) X[s + d ((k-1)/2 - i)]``, as many frames before as after. Padding
+``d (k-1)/2`` frames on each side keeps the input's length, whatever it is: no clip length is
+baked into the network. The padding *replicates* the first and last frames (the clip is taken
+to go on as it starts and ends, like the MFCC windows' edge padding), so a constant input
+(silence) gives a constant output, with no artefacts near the clip's ends. The dilation doubles at every level, ``d = 2^(n-1)``,
 so the receptive field grows exponentially with depth (:func:`receptive_field`).
 
 **Residual attention block** (Fig. 5, Eqs. 2-4). Each level is two dilated convs (weight
@@ -90,7 +92,8 @@ class ResidualAttentionBlock(nn.Module):
         pad = dilation * (kernel - 1) // 2  # as many frames before as after: non-causal
 
         def conv(ci):
-            return weight_norm(nn.Conv1d(ci, c_out, kernel, padding=pad, dilation=dilation))
+            return weight_norm(nn.Conv1d(ci, c_out, kernel, padding=pad, dilation=dilation,
+                                         padding_mode="replicate"))
 
         self.convs = nn.Sequential(conv(c_in), nn.ReLU(), nn.Dropout(dropout),
                                    conv(c_out), nn.ReLU(), nn.Dropout(dropout))

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +54,15 @@ from .common import CSVLogger, load_checkpoint, pick_device, save_checkpoint, se
 CHECKPOINT_NAME = "audio2au.pt"
 KIND = "coursekit-audio2au"
 
+MODEL_PRESETS = {
+    "paper": {},
+    "cpu": {"conv_channels": (16, 32), "lstm_hidden": 64},
+}
+""":class:`Audio2AUConfig` overrides for ``Audio2AUTrainConfig.model``. ``"paper"``: the
+defaults (5.5 M parameters for the five nets). ``"cpu"``: the same structure and the same
+64-d AU features with thinner convs and LSTMs (1.45 M parameters, about 3.5x faster a step
+on a CPU); a talker using it needs ``TalkerConfig(audio2au=Audio2AUConfig(**preset))``."""
+
 
 @dataclass
 class Audio2AUTrainConfig:
@@ -61,11 +71,16 @@ class Audio2AUTrainConfig:
     seq_len: frames per training window (GRID clips have 75; shorter clips are padded and
         masked). batch_size: windows per step. epochs: passes; each pass draws
         ``windows_per_clip`` random windows from every training clip.
-    lr, weight_decay, grad_clip: Adam and gradient-norm clipping.
+    lr, weight_decay, grad_clip: Adam and gradient-norm clipping (per AU network).
+    lr_schedule: ``"cosine"``: the learning rate falls from ``lr`` to ``lr * min_lr_fraction``
+        along a half cosine of the run's progress, the larger of steps done / all steps and
+        time spent / ``max_minutes`` (so a time-limited run still ends at a low rate);
+        ``"constant"``: ``lr`` throughout.
     dice_eps: eq. 6's smoothing term; min_rate: floor of the occurrence rates in eq. 5's
         weights (:func:`coursekit.losses.au_class_weights`).
     val_fraction: fraction of the training utterances kept aside (stable hash per clip) to
-        pick the best epoch by mean F1; 0 = keep the last epoch.
+        pick, **per AU network**, the epoch with the best validation F1 (ties: lower BCE);
+        0 = keep the last epoch.
     max_minutes: wall-time budget; training stops after the step that exceeds it.
     model: :class:`coursekit.models.Audio2AUConfig` fields to override (a plain dict).
     num_threads: ``torch.set_num_threads`` for the run (None = leave as is).
@@ -76,7 +91,9 @@ class Audio2AUTrainConfig:
     epochs: int = 60
     windows_per_clip: int = 4
     lr: float = 1e-3
-    weight_decay: float = 1e-4
+    lr_schedule: str = "cosine"
+    min_lr_fraction: float = 0.05
+    weight_decay: float = 0.0
     grad_clip: float = 5.0
     dice_eps: float = 1.0
     min_rate: float = 0.01
@@ -171,10 +188,21 @@ def predict_clips(model: Audio2AU, root, clips: list[dict], mfcc_mean, mfcc_std,
     return out
 
 
-def _mean_f1(model, root, clips, stats, device, threshold) -> float:
-    probs = predict_clips(model, root, clips, *stats, device=device)
+def _cosine_lr(cfg: Audio2AUTrainConfig, step_frac: float, elapsed: float,
+               budget: float | None) -> float:
+    """Learning rate at a run's progress (the larger of the step and the time fraction)."""
+    progress = max(step_frac, 0.0 if budget is None else elapsed / budget)
+    floor = cfg.lr * cfg.min_lr_fraction
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + np.cos(np.pi * min(progress, 1.0)))
+
+
+def _val_scores(model, root, clips, stats, device, threshold) -> tuple[np.ndarray, np.ndarray]:
+    """Per-AU validation ``(F1 (5,), BCE (5,))`` over every frame of ``clips``."""
+    probs = np.concatenate(predict_clips(model, root, clips, *stats, device=device))
     true = np.concatenate([_load(c, Path(root), "occurrence") for c in clips]).astype(bool)
-    return float(f1_per_au(binarize(np.concatenate(probs), threshold), true).mean())
+    p = np.clip(probs, 1e-6, 1 - 1e-6)
+    bce = -np.where(true, np.log(p), np.log(1 - p)).mean(0)
+    return f1_per_au(binarize(probs, threshold), true), bce
 
 
 def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
@@ -213,6 +241,8 @@ def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
     val_clips = list(val_clips or [])
     if not clips:
         raise ValueError(f"{root}: no training clips")
+    if cfg.lr_schedule not in ("cosine", "constant"):
+        raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {cfg.lr_schedule!r}")
     gen = seed_everything(cfg.seed)
     device = pick_device(cfg.device)
 
@@ -238,7 +268,11 @@ def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
 
     ckpt_path = out_dir / CHECKPOINT_NAME
     budget = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
-    history, best, best_epoch, best_state, stopped = [], -1.0, 0, None, "epochs"
+    n_aus = len(model.nets)
+    best = [(-1.0, -np.inf)] * n_aus  # per AU: (val F1, -val BCE), compared in that order
+    best_epoch, best_state = [0] * n_aus, {}
+    history, stopped = [], "epochs"
+    total_steps, step = cfg.epochs * len(loader), 0
     bar = tqdm(range(1, cfg.epochs + 1), desc="audio2au", unit="epoch", disable=not cfg.progress)
     with CSVLogger(out_dir / "audio2au_log.csv") as log:
         for epoch in bar:
@@ -246,11 +280,16 @@ def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
             data.set_epoch(epoch)
             sums, steps = np.zeros(2), 0
             for batch in loader:
+                if cfg.lr_schedule == "cosine":
+                    for group in opt.param_groups:
+                        group["lr"] = _cosine_lr(cfg, step / total_steps, time.time() - start, budget)
+                step += 1
                 bce, dice = _run_batch(model, batch, weights, cfg, device)
                 opt.zero_grad(set_to_none=True)
                 (bce + dice).backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if cfg.grad_clip:  # per AU network: the rare AUs' large weights stay their own
+                    for net in model.nets:
+                        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                 opt.step()
                 sums += (bce.item(), dice.item())
                 steps += 1
@@ -259,23 +298,32 @@ def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
                     break
             row = {"epoch": epoch, "loss": sums.sum() / max(steps, 1),
                    "bce": sums[0] / max(steps, 1), "dice": sums[1] / max(steps, 1),
-                   "val_f1": float("nan"), "seconds": round(time.time() - start, 2)}
-            score = -row["loss"]  # without validation: the last epoch wins
+                   "lr": opt.param_groups[0]["lr"], "val_f1": float("nan")}
+            improved = list(range(n_aus))  # without validation: the last epoch wins
             if val_clips:
-                row["val_f1"] = score = _mean_f1(model, root, val_clips, stats, device,
-                                                 cfg.threshold)
+                f1, val_bce = _val_scores(model, root, val_clips, stats, device, cfg.threshold)
+                row["val_f1"] = float(f1.mean())
+                row.update({f"val_f1_{name}": float(v) for name, v in zip(AUS, f1)})
+                improved = [i for i in range(n_aus) if (f1[i], -val_bce[i]) >= best[i]]
+                for i in improved:
+                    best[i] = (f1[i], -val_bce[i])
+            for i in improved:  # the five nets are independent: keep each one's best epoch
+                best_epoch[i] = epoch
+                prefix = f"nets.{i}."
+                best_state.update({k: v.detach().cpu().clone()
+                                   for k, v in model.state_dict().items() if k.startswith(prefix)})
+            row["seconds"] = round(time.time() - start, 2)
             history.append(row)
             log.log(**row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", val_f1=f"{row['val_f1']:.3f}")
-            if not val_clips or score >= best:
-                best, best_epoch = score, epoch
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             if stopped == "time":
                 break
     bar.close()
+    best_state = {k: best_state[k] for k in model.state_dict()}  # the module's key order
     save_checkpoint(ckpt_path, **state(history, best_epoch, best_state))
-    return {"checkpoint": str(ckpt_path), "history": history, "best_epoch": best_epoch,
-            "epochs_run": len(history), "stopped": stopped, "seconds": time.time() - start,
+    return {"checkpoint": str(ckpt_path), "history": history,
+            "best_epoch": dict(zip(AUS, best_epoch)), "epochs_run": len(history),
+            "stopped": stopped, "seconds": time.time() - start,
             "n_train": len(clips), "n_val": len(val_clips)}
 
 
@@ -385,25 +433,28 @@ def results_table(results: dict, digits: int = 3) -> str:
 # ----------------------------------------------------------------------------- CLI
 
 
-def cli(args) -> str:
-    """Entry point for ``coursekit`` 's CLI: train on a processed dataset, evaluate on held-out
+def cli(args) -> int:
+    """Body of ``coursekit train audio2au``: train on a processed dataset, evaluate on held-out
     utterances (every 5th per speaker, :func:`holdout_split`), write ``OUT/audio2au.pt``,
-    ``OUT/audio2au_log.csv``, ``OUT/audio2au_eval.md`` and ``.json``.
+    ``OUT/audio2au_log.csv``, ``OUT/audio2au_eval.md`` and ``.json``, and write the Markdown
+    report to standard output.
 
     args: an ``argparse.Namespace`` with ``data`` (processed dataset), ``out`` (folder),
-    ``minutes`` (time budget or None), ``epochs``, ``seed``; optional ``device``.
-    Returns the Markdown report (for the CLI to print).
+    ``minutes`` (time budget or None), ``epochs``, ``seed``; optional ``device`` and
+    ``model`` (a :data:`MODEL_PRESETS` name, default ``"paper"``). Returns 0 (exit status).
     """
     cfg = Audio2AUTrainConfig(epochs=int(args.epochs), seed=int(args.seed),
                               max_minutes=None if args.minutes is None else float(args.minutes),
-                              device=getattr(args, "device", None) or "auto")
+                              device=getattr(args, "device", None) or "auto",
+                              model=dict(MODEL_PRESETS[getattr(args, "model", None) or "paper"]))
     train, held = holdout_split(load_index(args.data))
     summary = train_audio2au(args.data, args.out, cfg, clips=train)
     results = evaluate_audio2au(summary["checkpoint"], args.data, held)
     report = (f"# Audio2AU on {args.data}\n\n{len(train)} training clips "
               f"({summary['n_val']} of them for validation), {len(held)} held out; "
-              f"{summary['epochs_run']} epochs ({summary['stopped']}), best epoch "
-              f"{summary['best_epoch']}, {summary['seconds'] / 60:.1f} min.\n\n"
+              f"{summary['epochs_run']} epochs (stopped by {summary['stopped']}), best epoch "
+              f"per AU: {', '.join(f'{a} {e}' for a, e in summary['best_epoch'].items())}; "
+              f"{summary['seconds'] / 60:.1f} min.\n\n"
               f"Per-AU F1 and accuracy on the {results['n_frames']} held-out frames "
               f"(threshold 0.5):\n\n{results_table(results)}\n")
     out = Path(args.out)
@@ -414,4 +465,5 @@ def cli(args) -> str:
     (out / "audio2au_eval.json").write_text(json.dumps({"summary": {k: v for k, v in summary.items()
                                                                      if k != "history"},
                                                         "results": plain}, indent=1))
-    return report
+    sys.stdout.write(report)
+    return 0
