@@ -13,6 +13,7 @@ is scored on held-out utterances: PSNR of the frames and AU occurrence F1 read b
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -33,8 +34,8 @@ def main() -> None:
     from coursekit.metrics import psnr
     from coursekit.models import FUSIONS, TalkerConfig
     from coursekit.train.au_classifier import load_au_classifier
-    from coursekit.train.talker import (PipelineConfig, TalkerTrainConfig, load_talker,
-                                        split_for_training, train_talker)
+    from coursekit.train.talker import (PipelineConfig, load_talker, split_for_training,
+                                        train_talker)
 
     torch.set_num_threads(2)
     work = Path(args.work)
@@ -49,9 +50,8 @@ def main() -> None:
         model_cfg = TalkerConfig.tiny(fusion=fusion, use_audio2au=fusion == "coatt_tcn")
         path = work / "fusions" / f"{fusion}.pt"
         start = time.time()
-        train_talker(data, train, path, model_cfg,
-                     TalkerTrainConfig(max_minutes=args.minutes, epochs=1000, w_au=0.0),
-                     mfcc_stats=stats, progress=False)
+        train_cfg = replace(cfg.talker, max_minutes=args.minutes, epochs=1000, w_au=0.0)
+        train_talker(data, train, path, model_cfg, train_cfg, mfcc_stats=stats, progress=False)
         model, ckpt = load_talker(path)
         scores = evaluate_talker(model, judge, data, test, train, stats)
         items = TalkingFaceDataset(data, test, fields=("frames", "identity", "mfcc"),

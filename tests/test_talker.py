@@ -37,7 +37,8 @@ def short_run(processed64, tmp_path_factory):
     cfg = PipelineConfig.tiny()
     cfg.au_classifier_train.max_minutes = 0.1
     cfg.audio2au_minutes = 0.1
-    cfg.talker.max_minutes = 0.4
+    cfg.talker.max_minutes = None
+    cfg.talker.epochs = 12  # 16 training clips, batches of 6: 2 steps per epoch
     out = tmp_path_factory.mktemp("run")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the perceptual fallback's warning
