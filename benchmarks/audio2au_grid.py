@@ -11,7 +11,7 @@ Targets: AU25 F1 >= 0.85 and AU26 F1 >= 0.50, beating shuffled audio by >= 0.07 
 >= 0.10 (AU26).
 
     python benchmarks/audio2au_grid.py --grid /path/to/grid [--minutes 10] \\
-        [--out benchmarks/audio2au_grid.md] [--model cpu|paper]
+        [--out benchmarks/audio2au_grid.md] [--model paper|cpu]
 """
 
 import argparse
@@ -39,7 +39,7 @@ def main() -> None:
                         help="processed dataset (created if needed; never inside the repo)")
     parser.add_argument("--run", default=os.path.join(tempfile.gettempdir(), "audio2au_grid_run"),
                         help="checkpoint and log folder")
-    parser.add_argument("--model", default="cpu", choices=["cpu", "paper"],
+    parser.add_argument("--model", default="paper", choices=["paper", "cpu"],
                         help="Audio2AU size preset (coursekit.train.audio2au.MODEL_PRESETS)")
     parser.add_argument("--epochs", type=int, default=1000, help="upper bound; time decides")
     parser.add_argument("--seed", type=int, default=0)

@@ -65,7 +65,7 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None, lead: int) -> 
     m = _frame_mask(mask, values, lead)
     if m is None:
         return values.mean()
-    per_frame = values[0].numel() if lead == 0 else values[(0,) * lead].numel()
+    per_frame = values[(0,) * lead].numel()  # elements per masked position
     return (values * m).sum() / (m.sum() * per_frame).clamp_min(1.0)
 
 
@@ -109,6 +109,8 @@ def au_class_weights(occurrence_rates, min_rate: float = 0.01) -> torch.Tensor:
     rates are equal). A rate below ``min_rate`` (an AU that never occurs: ``r = 0``) is
     raised to ``min_rate`` so the weights stay finite and the other AUs keep theirs.
     """
+    if isinstance(occurrence_rates, torch.Tensor):
+        occurrence_rates = occurrence_rates.detach().cpu().numpy()
     r = torch.as_tensor(np.asarray(occurrence_rates, dtype=np.float64)).reshape(-1)
     if r.numel() == 0 or not torch.all(torch.isfinite(r)) or torch.any(r < 0) or torch.any(r > 1):
         raise ValueError(f"occurrence rates must be finite fractions in [0, 1], got {r.tolist()}")
