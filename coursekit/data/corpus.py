@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..au import AUS
+from ..au import read_openface_csv
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES_DIR = REPO / "data_samples"
@@ -102,21 +102,10 @@ def read_ground_truth(path: str | Path) -> dict[str, np.ndarray]:
         ``{"timestamp": (T,), "landmarks": (T, 68, 2), "aus": (T, 5) 0-5 intensities,
         "occurrence": (T, 5) 0/1}``, AUs in the order of :data:`coursekit.au.AUS`.
     """
-    path = Path(path)
-    lines = path.read_text().splitlines()
-    header = [h.strip() for h in lines[0].split(",")]
-    data = np.array([[float(v) for v in line.split(",")] for line in lines[1:] if line.strip()],
-                    dtype=np.float32).reshape(-1, len(header))
-    col = {name: i for i, name in enumerate(header)}
-    try:
-        xs = data[:, [col[f"x_{i}"] for i in range(68)]]
-        ys = data[:, [col[f"y_{i}"] for i in range(68)]]
-        aus = data[:, [col[f"{au}_r"] for au in AUS]]
-        occ = data[:, [col[f"{au}_c"] for au in AUS]]
-    except KeyError as err:
-        raise ValueError(f"{path}: missing column {err} (not an OpenFace-style CSV?)") from None
-    return {"timestamp": data[:, col["timestamp"]], "landmarks": np.stack([xs, ys], axis=-1),
-            "aus": aus, "occurrence": occ.astype(np.int64)}
+    table = read_openface_csv(path)
+    if "landmarks" not in table:
+        raise ValueError(f"{path}: no landmark columns x_0..y_67 (not a ground-truth CSV?)")
+    return {key: table[key] for key in ("timestamp", "landmarks", "aus", "occurrence")}
 
 
 def sha256(path: str | Path) -> str:
