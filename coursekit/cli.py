@@ -4,9 +4,11 @@
 
     coursekit course run [--out runs/latest] [--params lab.yaml] [--only 01]
     coursekit preprocess SRC DST [--workers 2] [--landmarks detect|ground-truth]
-    coursekit train talker tiny|paper|CONFIG.json --data DIR --out DIR [--minutes 6]
+    coursekit train talker tiny|paper|CONFIG.json --data DIR --out DIR [--minutes 6] [--resume]
     coursekit train audio2au --data DIR --out DIR [--minutes 5]
     coursekit au calibrate
+    coursekit generate --checkpoint CKPT --face IMAGE --audio AUDIO --out OUT.mp4
+                       [--paste-back] [--device cpu] [--seed 0] [--steps N]
     coursekit samples generate [--out data_samples] [--speakers 6] [--utterances 10]
     coursekit samples verify [--root data_samples]
 """
@@ -81,7 +83,7 @@ def _train_talker(args) -> int:
         cfg.talker.max_minutes = args.minutes
     if args.device:
         cfg.talker.device = args.device
-    result = train_pipeline(args.data, args.out, cfg)
+    result = train_pipeline(args.data, args.out, cfg, resume=args.resume)
     for name, path in result["paths"].items():
         print(f"{name}: {path}")
     return 0
@@ -91,6 +93,26 @@ def _train_audio2au(args) -> int:
     from .train.audio2au import cli
 
     return cli(args) or 0
+
+
+def _generate(args) -> int:
+    import time
+
+    from .audio import AudioError
+    from .face import FaceError
+    from .infer import InferError, generate_video
+    from .video import VideoError
+
+    start = time.time()
+    try:
+        out = generate_video(args.checkpoint, args.face, args.audio, args.out,
+                             paste_back=args.paste_back, device=args.device, seed=args.seed,
+                             steps=args.steps)
+    except (FileNotFoundError, AudioError, FaceError, InferError, VideoError) as err:
+        print(f"coursekit generate: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({time.time() - start:.1f} s)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     talker.add_argument("--out", required=True, help="folder for checkpoints and logs")
     talker.add_argument("--minutes", type=float, help="time budget of the end-to-end stage")
     talker.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    talker.add_argument("--resume", action="store_true", help="keep finished stages in --out "
+                        "and continue the end-to-end stage from its last checkpoint")
     talker.set_defaults(func=_train_talker)
     a2a = train.add_parser("audio2au", help="pretrain Audio2AU (MFCC windows -> AUs)")
     a2a.add_argument("--data", required=True)
@@ -138,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "training speakers and print them")
     cal.add_argument("--root", default=str(Path(__file__).resolve().parent.parent / "data_samples"))
     cal.set_defaults(func=_au_calibrate)
+
+    video = sub.add_parser("generate", help="a talking-face video from a face photo and a voice")
+    video.add_argument("--checkpoint", required=True, help="generator checkpoint (talker.pt)")
+    video.add_argument("--face", required=True, help="photo with a frontal face (the largest is used)")
+    video.add_argument("--audio", required=True, help="speech: wav, flac, mp3, or a video's sound")
+    video.add_argument("--out", required=True, help="the .mp4 to write (H.264 + the input audio)")
+    video.add_argument("--paste-back", action="store_true",
+                       help="put the face back into the whole photo (default: the face crop)")
+    video.add_argument("--device", default="cpu", help="cpu, cuda, auto, ... (default cpu)")
+    video.add_argument("--seed", type=int, default=0, help="for sampling renderers (default 0)")
+    video.add_argument("--steps", type=int, help="sampling steps of a diffusion renderer")
+    video.set_defaults(func=_generate)
 
     samples = sub.add_parser("samples", help="the shipped sample corpus").add_subparsers(
         dest="action", required=True)

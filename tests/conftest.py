@@ -36,3 +36,20 @@ def ffmpeg(*args: str) -> None:
 
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args],
                    check=True)
+
+
+@pytest.fixture(scope="session")
+def processed64(tmp_path_factory):
+    """spk1 and spk2 of the samples at 64 px with ground truth (about 10 s)."""
+    import shutil
+
+    from coursekit.data.corpus import SAMPLES_DIR
+    from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
+
+    src = tmp_path_factory.mktemp("src")
+    for spk in ("spk1", "spk2"):
+        shutil.copytree(SAMPLES_DIR / spk, src / spk)
+    out = tmp_path_factory.mktemp("processed64")
+    preprocess_corpus(src, out, PreprocessConfig(size=64, landmarks="ground_truth",
+                                                 aus="ground_truth"), progress=False)
+    return out

@@ -1,6 +1,5 @@
 """The talker pipeline: a short real training run, and the committed tiny checkpoint's behaviour."""
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -8,9 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from coursekit.data.corpus import SAMPLES_DIR
 from coursekit.data.dataset import TalkingFaceDataset, load_index
-from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
 from coursekit.evaluate import evaluate_talker, generate, silence_check
 from coursekit.train.au_classifier import load_au_classifier
 from coursekit.train.common import load_checkpoint
@@ -18,18 +15,6 @@ from coursekit.train.talker import PipelineConfig, load_talker, train_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints" / "tiny"
-
-
-@pytest.fixture(scope="session")
-def processed64(tmp_path_factory):
-    """spk1 and spk2 of the samples at 64 px with ground truth (about 10 s)."""
-    src = tmp_path_factory.mktemp("src")
-    for spk in ("spk1", "spk2"):
-        shutil.copytree(SAMPLES_DIR / spk, src / spk)
-    out = tmp_path_factory.mktemp("processed64")
-    preprocess_corpus(src, out, PreprocessConfig(size=64, landmarks="ground_truth",
-                                                 aus="ground_truth"), progress=False)
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -180,3 +180,88 @@ def from_dict(cls, values: dict):
             value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+RENDERERS = ("decoder", "diffusion")
+"""How frames are made: the paper's U-Net image decoder, or the conditional diffusion renderer."""
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """The one denoising UNet of the diffusion renderer; variants are chosen here.
+
+    in_channels: image channels stacked at the input (noisy frame + identity + Id-face = 9).
+    channels: width at each resolution level (each level after the first halves the size).
+    blocks: residual blocks per level on the way down (one more on the way up).
+    attn_levels: levels (0 = full size) with spatial self-attention and cross-attention.
+    heads: attention heads.
+    patch: pixel-unshuffle factor at the input (1 = plain pixel UNet; 2 works on 2x2 patches,
+        4x less compute for small CPU configs).
+    cond_dim: width of the per-frame condition vector (set by the renderer: the fusion output).
+    cond_mode: how the condition reaches the network: ``"adagn"`` (adaptive group norm: a
+        linear map of the whole vector scales and shifts every residual block), ``"xattn"``
+        (cross-attention from image tokens to condition tokens) or ``"both"``.
+    cond_token_dim: the condition vector is cut into tokens of this size for cross-attention.
+    time_dim: width of the timestep embedding (and of the AdaGN embedding).
+    """
+
+    in_channels: int = 9
+    out_channels: int = 3
+    channels: tuple[int, ...] = (128, 256, 256, 512)
+    blocks: int = 2
+    attn_levels: tuple[int, ...] = (2, 3)
+    heads: int = 4
+    patch: int = 1
+    cond_dim: int = 512
+    cond_mode: str = "both"
+    cond_token_dim: int = 32
+    time_dim: int = 512
+    groups: int = 32
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.cond_mode not in ("adagn", "xattn", "both"):
+            raise ValueError(f"cond_mode must be 'adagn', 'xattn' or 'both', got {self.cond_mode!r}")
+        if self.cond_dim % self.cond_token_dim:
+            raise ValueError(f"cond_token_dim {self.cond_token_dim} must divide cond_dim {self.cond_dim}")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The diffusion renderer (the newest version of the method), paper and tiny sizes.
+
+    talker: sizes of the parts shared with the image-decoder model (image size, audio encoder,
+        Audio2AU, fusion network); its identity encoder and decoder are not used.
+    audface_dim: width of the Aud-face encoding that joins audio and AU features per frame.
+    mask_channels: the attention-mask generator's conv widths (it works at 1/4 resolution).
+    unet: the denoiser (its ``cond_dim`` is set to the fusion output width).
+    timesteps, beta_schedule, prediction: the noise schedule (:mod:`.schedule`).
+    sample_steps: default DDIM steps at inference.
+    """
+
+    talker: TalkerConfig = field(default_factory=TalkerConfig.paper)
+    audface_dim: int = 128
+    mask_channels: tuple[int, ...] = (64, 128)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    timesteps: int = 1000
+    beta_schedule: str = "cosine"
+    prediction: str = "v_prediction"
+    sample_steps: int = 25
+
+    def __post_init__(self):
+        if self.unet.cond_dim != self.talker.tcsan_channels:
+            object.__setattr__(self, "unet", replace(self.unet, cond_dim=self.talker.tcsan_channels))
+
+    @classmethod
+    def paper(cls, **overrides) -> "DiffusionConfig":
+        """112 px pixel-space renderer; TCSAN over audio 512 + AU 320 + Aud-face 128 per frame."""
+        return cls(**overrides)
+
+    @classmethod
+    def tiny(cls, **overrides) -> "DiffusionConfig":
+        """64 px, 2x2 patches, three levels (32, 16, 8 px): trains on a laptop CPU."""
+        base = dict(talker=TalkerConfig.tiny(), audface_dim=32, mask_channels=(16, 32),
+                    unet=UNetConfig(channels=(32, 64, 96), blocks=1, attn_levels=(2,), heads=4,
+                                    patch=2, cond_token_dim=16, time_dim=96, groups=16))
+        base.update(overrides)
+        return cls(**base)

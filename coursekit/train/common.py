@@ -56,11 +56,14 @@ def pick_device(name: str | torch.device | None = "auto") -> torch.device:
 
 def plain(obj):
     """``obj`` with dataclasses turned into dicts, numpy arrays into tensors, tuples into
-    lists and numpy scalars into Python numbers: what ``weights_only=True`` can load."""
+    lists, numpy scalars into Python numbers and dict keys into strings (integer keys stay
+    integers, as in an optimizer's ``state_dict``): what ``weights_only=True`` can load."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return plain(dataclasses.asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, dict):  # int keys stay ints (an optimizer's state is keyed by index)
+        return {(int(k) if isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                 else str(k)): plain(v)
+                for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [plain(v) for v in obj]
     if isinstance(obj, np.ndarray):

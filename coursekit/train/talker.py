@@ -11,25 +11,29 @@ Three stages, as in the paper (section 4.2):
 
 :func:`train_pipeline` runs all three and writes ``au_classifier.pt``, ``audio2au.pt`` and
 ``talker.pt`` (plus CSV logs) into one folder. Every checkpoint is written atomically and
-loads with ``torch.load(weights_only=True)``.
+loads with ``torch.load(weights_only=True)``. The end-to-end stage runs on
+:class:`~coursekit.train.trainer.Trainer`: its resumable state lives in ``talker/last.pt``
+(``resume=True`` continues it), and it runs under ``torchrun`` as well.
 """
 
 from __future__ import annotations
 
-import time
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch import nn
+from torch.utils.data import Dataset
 
-from ..data.dataset import TalkingFaceDataset, collate, load_index
+from ..data.dataset import TalkingFaceDataset, load_index
 from ..losses import PerceptualLoss, au_class_weights, au_loss, identity_loss, l1_reconstruction
 from ..models.au_classifier import lower_half
 from ..models.config import AUClassifierConfig, TalkerConfig, from_dict
 from ..models.talker import Talker
 from .au_classifier import AUClassifierTrainConfig, load_au_classifier, train_au_classifier
-from .common import CSVLogger, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from .common import load_checkpoint, save_checkpoint, seed_everything
+from .trainer import Trainer, TrainerConfig
 
 
 @dataclass
@@ -39,6 +43,8 @@ class TalkerTrainConfig:
     ``per_frames``: the perceptual loss (a VGG-19 pass per frame, most of a CPU step's time)
     is computed on this many randomly chosen frames of each batch, an unbiased estimate of the
     full term; None uses every frame.
+    ``ckpt_every``, ``grad_accum``, ``amp``, ``num_workers``: :class:`~.trainer.TrainerConfig`'s
+    (checkpoints for ``resume`` every so many steps; 1 and "none" are the paper's setting).
     """
 
     seq_len: int = 16
@@ -56,6 +62,10 @@ class TalkerTrainConfig:
     max_minutes: float | None = None
     seed: int = 0
     device: str = "cpu"
+    ckpt_every: int = 50
+    grad_accum: int = 1
+    amp: str = "none"
+    num_workers: int = 0
 
 
 def load_talker(path: str | Path, device: str = "cpu") -> tuple[Talker, dict]:
@@ -66,77 +76,124 @@ def load_talker(path: str | Path, device: str = "cpu") -> tuple[Talker, dict]:
     return model.to(device).eval(), ckpt
 
 
+class TalkerWithJudge(nn.Module):
+    """The talker and the AU classifier it fine-tunes, as one module (one DDP unit, one
+    resumable state). The classifier stays in eval mode (frozen batch-norm statistics) while
+    its weights follow their tiny learning rate.
+
+    ``forward(identity (B, 3, S, S), mfcc (B, T, 12, 28))`` -> ``(frames (B, T, 3, S, S),
+    AU logits (B*T, 5) of the generated lower faces or None)``.
+    """
+
+    def __init__(self, talker: Talker, clf: nn.Module | None = None):
+        super().__init__()
+        self.talker, self.clf = talker, clf
+
+    def train(self, mode: bool = True) -> "TalkerWithJudge":
+        super().train(mode)
+        if self.clf is not None:
+            self.clf.eval()
+        return self
+
+    def forward(self, identity: torch.Tensor, mfcc: torch.Tensor):
+        fake = self.talker(identity, mfcc)["frames"]
+        logits = None if self.clf is None else self.clf(lower_half(fake.flatten(0, 1)))
+        return fake, logits
+
+
+class EpochWindows(Dataset):
+    """A :class:`TalkingFaceDataset` rebuilt at every :meth:`set_epoch`, so each window is
+    drawn from ``(seed, epoch, index)`` alone (no access counts carried over): a resumed run
+    replays the windows of an uninterrupted one, whatever the number of processes."""
+
+    def __init__(self, *args, **kwargs):
+        self._args, self._kwargs = args, kwargs
+        self.data = TalkingFaceDataset(*args, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.data = TalkingFaceDataset(*self._args, **self._kwargs)
+        self.data.set_epoch(epoch)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.data[i]
+
+
 def train_talker(root: str | Path, clips: list[dict], out: str | Path, model_cfg: TalkerConfig,
                  cfg: TalkerTrainConfig, *, mfcc_stats, audio2au_state: dict | None = None,
-                 au_classifier: str | Path | None = None, progress: bool = True) -> Path:
-    """End-to-end training of :class:`~coursekit.models.talker.Talker` on ``clips``."""
-    from tqdm.auto import tqdm
+                 au_classifier: str | Path | None = None, progress: bool = True,
+                 resume: bool = False) -> Path:
+    """End-to-end training of :class:`~coursekit.models.talker.Talker` on ``clips`` with
+    :class:`~.trainer.Trainer` (runs under ``torchrun`` too).
 
-    seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
+    Writes ``out`` (``talker.pt``: ``model``, ``model_config``, ``train_config``,
+    ``mfcc_mean``, ``mfcc_std``, ``steps``, ``seconds``; :func:`load_talker` reads it) and
+    the per-step log ``out.with_suffix(".csv")``; the resumable state (talker, fine-tuned AU
+    classifier, optimizer, RNGs) and the trainer's own log go to ``out.with_suffix("")/``.
+    ``resume``: continue from ``out.with_suffix("")/last.pt`` when there is one.
+    """
     out = Path(out)
-    data = TalkingFaceDataset(root, clips, seq_len=cfg.seq_len, seed=cfg.seed,
-                              fields=("frames", "identity", "mfcc", "occurrence"),
-                              normalize_mfcc=mfcc_stats)
-    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                        collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed))
-    model = Talker(model_cfg).to(device)
-    groups = [{"params": [p for n, p in model.named_parameters()
-                          if not n.startswith("audio2au.")], "lr": cfg.lr}]
-    if model.audio2au is not None:
-        if audio2au_state is not None:
-            model.audio2au.load_state_dict(audio2au_state)
-        groups.append({"params": model.audio2au.parameters(), "lr": cfg.lr_audio2au})
+    seed_everything(cfg.seed)
+    data = EpochWindows(root, clips, seq_len=cfg.seq_len, seed=cfg.seed,
+                        fields=("frames", "identity", "mfcc", "occurrence"),
+                        normalize_mfcc=mfcc_stats)
+    talker = Talker(model_cfg)
+    if talker.audio2au is not None and audio2au_state is not None:
+        talker.audio2au.load_state_dict(audio2au_state)
     clf, au_weights = None, None
     if au_classifier is not None and cfg.w_au > 0:
-        clf = load_au_classifier(au_classifier, str(device))
-        au_weights = au_class_weights(load_checkpoint(au_classifier)["occurrence_rates"]).to(device)
-        groups.append({"params": clf.parameters(), "lr": cfg.lr_au_classifier})
-    perceptual = PerceptualLoss().to(device) if cfg.w_per > 0 else None
-    opt = torch.optim.Adam(groups, betas=(cfg.beta1, 0.999))
-    log = CSVLogger(out.with_suffix(".csv"))
-    pick_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    start, step = time.time(), 0
-    bar = tqdm(total=cfg.epochs * len(loader), desc="talker", disable=not progress)
-    for epoch in range(cfg.epochs):
-        data.set_epoch(epoch)
-        for batch in loader:
-            model.train()
-            real = batch["frames"].to(device)  # (B, T, 3, S, S)
-            identity = batch["identity"].to(device)
-            fake = model(identity, batch["mfcc"].to(device))["frames"]
-            terms = {"rec": l1_reconstruction(fake, real), "id": identity_loss(fake, identity)}
-            if perceptual is not None:
-                flat_fake, flat_real = fake.flatten(0, 1), real.flatten(0, 1)
-                if cfg.per_frames and cfg.per_frames < len(flat_fake):
-                    pick = torch.randperm(len(flat_fake), generator=pick_gen)[: cfg.per_frames]
-                    flat_fake, flat_real = flat_fake[pick], flat_real[pick]
-                terms["per"] = perceptual(flat_fake, flat_real)
-            if clf is not None:
-                logits = clf(lower_half(fake.flatten(0, 1)))
-                terms["au"] = au_loss(logits, batch["occurrence"].flatten(0, 1).to(device),
-                                      au_weights)
-            weights = {"rec": cfg.w_rec, "id": cfg.w_id, "per": cfg.w_per, "au": cfg.w_au}
-            loss = sum(weights[k] * v for k, v in terms.items())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            row = {"step": step, "epoch": epoch, "loss": loss.item(),
-                   **{k: v.item() for k, v in terms.items()}, "seconds": time.time() - start}
-            log.log(**row)
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", rec=f"{row['rec']:.3f}")
-            if cfg.max_minutes and (time.time() - start) / 60 > cfg.max_minutes:
-                break
-        else:
-            continue
-        break
-    bar.close()
-    log.close()
-    save_checkpoint(out, model=model.state_dict(), model_config=asdict(model_cfg),
-                    train_config=asdict(cfg), mfcc_mean=mfcc_stats[0], mfcc_std=mfcc_stats[1],
-                    steps=step, seconds=time.time() - start)
+        clf = load_au_classifier(au_classifier)  # the Trainer moves it with the talker
+        au_weights = au_class_weights(load_checkpoint(au_classifier)["occurrence_rates"])
+    model = TalkerWithJudge(talker, clf)
+
+    def param_groups(m: TalkerWithJudge) -> list[dict]:
+        groups = [{"params": [p for n, p in m.talker.named_parameters()
+                              if not n.startswith("audio2au.")], "lr": cfg.lr}]
+        if m.talker.audio2au is not None:
+            groups.append({"params": list(m.talker.audio2au.parameters()), "lr": cfg.lr_audio2au})
+        if m.clf is not None:
+            groups.append({"params": list(m.clf.parameters()), "lr": cfg.lr_au_classifier})
+        return groups
+
+    perceptual = None  # made on the Trainer's device (this rank's GPU under torchrun)
+    weights = {"rec": cfg.w_rec, "id": cfg.w_id, "per": cfg.w_per, "au": cfg.w_au}
+
+    def step_fn(m, batch: dict, dev: torch.device):
+        real = batch["frames"].to(dev)  # (B, T, 3, S, S)
+        identity = batch["identity"].to(dev)  # (B, 3, S, S)
+        fake, logits = m(identity, batch["mfcc"].to(dev))
+        terms = {"rec": l1_reconstruction(fake, real), "id": identity_loss(fake, identity)}
+        if perceptual is not None:
+            flat_fake, flat_real = fake.flatten(0, 1), real.flatten(0, 1)
+            if cfg.per_frames and cfg.per_frames < len(flat_fake):  # global RNG: resumable
+                pick = torch.randperm(len(flat_fake))[: cfg.per_frames].to(dev)
+                flat_fake, flat_real = flat_fake[pick], flat_real[pick]
+            terms["per"] = perceptual(flat_fake, flat_real)
+        if logits is not None:
+            terms["au"] = au_loss(logits, batch["occurrence"].flatten(0, 1).to(dev), au_weights)
+        loss = sum(weights[k] * v for k, v in terms.items())
+        return loss, {k: v.detach() for k, v in terms.items()}
+
+    tcfg = TrainerConfig(batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, epochs=cfg.epochs,
+                         max_minutes=cfg.max_minutes, lr=cfg.lr, betas=(cfg.beta1, 0.999),
+                         amp=cfg.amp, ckpt_every=cfg.ckpt_every, seed=cfg.seed,
+                         device=cfg.device, num_workers=cfg.num_workers)
+    trainer = Trainer(model, data, tcfg, out.with_suffix(""), step_fn=step_fn,
+                      param_groups=param_groups, progress=progress, desc="talker",
+                      ddp_kwargs={"find_unused_parameters": True})
+    if cfg.w_per > 0:
+        perceptual = PerceptualLoss().to(trainer.device)
+    if au_weights is not None:
+        au_weights = au_weights.to(trainer.device)
+    result = trainer.fit(resume=resume)
+    if trainer.is_main:
+        shutil.copyfile(result["log"], out.with_suffix(".csv"))
+        save_checkpoint(out, model=trainer.model.talker.state_dict(),
+                        model_config=asdict(model_cfg), train_config=asdict(cfg),
+                        mfcc_mean=mfcc_stats[0], mfcc_std=mfcc_stats[1],
+                        steps=result["steps"], seconds=result["seconds"])
     return out
 
 
@@ -182,24 +239,31 @@ def split_for_training(root, cfg: PipelineConfig) -> tuple[list[dict], list[dict
 
 
 def train_pipeline(root: str | Path, out: str | Path, cfg: PipelineConfig | None = None, *,
-                   progress: bool = True) -> dict:
-    """All three stages on the processed dataset ``root``; returns the checkpoint paths."""
-    from .audio2au import Audio2AUTrainConfig, train_audio2au
+                   progress: bool = True, resume: bool = False) -> dict:
+    """All three stages on the processed dataset ``root``; returns the checkpoint paths.
+
+    ``resume``: keep the AU classifier and Audio2AU checkpoints already in ``out`` (each is
+    written once, at the end of its stage) and continue the talker from its last checkpoint.
+    """
+    from .audio2au import CHECKPOINT_NAME, Audio2AUTrainConfig, train_audio2au
 
     cfg = cfg or PipelineConfig.tiny()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train, test = split_for_training(root, cfg)
-    paths = {"au_classifier": train_au_classifier(root, train, out / "au_classifier.pt",
-                                                  cfg.au_classifier, cfg.au_classifier_train,
-                                                  progress=progress)}
-    a2a_cfg = Audio2AUTrainConfig(model=asdict(cfg.model.audio2au), max_minutes=cfg.audio2au_minutes,
-                                  seed=cfg.seed, progress=progress)
-    a2a = train_audio2au(root, out, a2a_cfg, clips=train)
-    paths["audio2au"] = Path(a2a["checkpoint"])
+    paths = {"au_classifier": out / "au_classifier.pt", "audio2au": out / CHECKPOINT_NAME}
+    if not (resume and paths["au_classifier"].is_file()):
+        train_au_classifier(root, train, paths["au_classifier"], cfg.au_classifier,
+                            cfg.au_classifier_train, progress=progress)
+    if not (resume and paths["audio2au"].is_file()):
+        a2a_cfg = Audio2AUTrainConfig(model=asdict(cfg.model.audio2au),
+                                      max_minutes=cfg.audio2au_minutes, seed=cfg.seed,
+                                      progress=progress)
+        paths["audio2au"] = Path(train_audio2au(root, out, a2a_cfg, clips=train)["checkpoint"])
     ckpt = load_checkpoint(paths["audio2au"])
     stats = (ckpt["mfcc_mean"].numpy(), ckpt["mfcc_std"].numpy())
     paths["talker"] = train_talker(root, train, out / "talker.pt", cfg.model, cfg.talker,
                                    mfcc_stats=stats, audio2au_state=ckpt["state_dict"],
-                                   au_classifier=paths["au_classifier"], progress=progress)
+                                   au_classifier=paths["au_classifier"], progress=progress,
+                                   resume=resume)
     return {"paths": paths, "train": train, "test": test}
