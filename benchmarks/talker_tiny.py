@@ -87,10 +87,7 @@ def main() -> None:
         save.mkdir(parents=True, exist_ok=True)
         for path in [*result["paths"].values(), judge_path]:
             shutil.copy2(path, save / Path(path).name)
-        (save / "README.md").write_text(
-            "Tiny checkpoints trained on data_samples/ by `python benchmarks/talker_tiny.py "
-            f"--save {args.save}` ({time.strftime('%Y-%m-%d')}); evaluation in "
-            "benchmarks/talker_tiny.md. judge.pt is the AU classifier used only for scoring.\n")
+        print(f"copied to {save}; its README.md documents this command (kept by hand)")
     m = {k: float(np.mean(v["f1"])) for k, v in scores.items()}
     print(f"model - shuffled {m['model'] - m['shuffled audio']:+.3f}, "
           f"- position {m['model'] - m['position only']:+.3f}, "

@@ -4,7 +4,8 @@
 
     coursekit course run [--out runs/latest] [--params lab.yaml] [--only 01]
     coursekit preprocess SRC DST [--workers 2] [--landmarks detect|ground-truth]
-    coursekit train talker tiny|paper|CONFIG.json --data DIR --out DIR [--minutes 6] [--resume]
+    coursekit train talker tiny|paper|CONFIG.json --data DIR --out DIR [--renderer decoder|diffusion]
+                       [--minutes 6] [--resume]
     coursekit train audio2au --data DIR --out DIR [--minutes 5]
     coursekit au calibrate
     coursekit generate --checkpoint CKPT --face IMAGE --audio AUDIO --out OUT.mp4
@@ -76,13 +77,15 @@ def _train_talker(args) -> int:
     from .train.talker import PipelineConfig, train_pipeline
 
     if args.config in ("tiny", "paper"):
-        cfg = getattr(PipelineConfig, args.config)()
+        cfg = getattr(PipelineConfig, args.config)(renderer=args.renderer or "decoder")
     else:
         cfg = PipelineConfig.from_dict(json.loads(Path(args.config).read_text()))
+        if args.renderer:
+            cfg.renderer = args.renderer
     if args.minutes is not None:
-        cfg.talker.max_minutes = args.minutes
+        cfg.set_minutes(args.minutes)
     if args.device:
-        cfg.talker.device = args.device
+        cfg.set_device(args.device)
     result = train_pipeline(args.data, args.out, cfg, resume=args.resume)
     for name, path in result["paths"].items():
         print(f"{name}: {path}")
@@ -143,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     talker.add_argument("config", help="tiny, paper, or a JSON file of PipelineConfig fields")
     talker.add_argument("--data", required=True, help="processed dataset (coursekit preprocess)")
     talker.add_argument("--out", required=True, help="folder for checkpoints and logs")
+    talker.add_argument("--renderer", choices=("decoder", "diffusion"),
+                        help="image decoder (the paper's model, default) or diffusion renderer")
     talker.add_argument("--minutes", type=float, help="time budget of the end-to-end stage")
     talker.add_argument("--device", help="cpu, cuda, cuda:1, ...")
     talker.add_argument("--resume", action="store_true", help="keep finished stages in --out "

@@ -10,6 +10,12 @@ Every score is therefore reported beside three baselines:
 
 The AUs of generated frames are read by a *judge*: an AU classifier trained on real frames
 only, with another seed than the one used in the AU loss, and never used for training.
+Image quality (PSNR, SSIM against the real frames) is reported too; note that on GRID-like
+data, where the face barely moves, copying the identity frame already scores a high PSNR.
+
+Both renderers are evaluated the same way: the image-decoder :class:`~coursekit.models.talker.Talker`
+and the :class:`~coursekit.models.diffusion.DiffusionTalker` (sampled with DDIM from one
+seeded noise image per clip).
 """
 
 from __future__ import annotations
@@ -18,46 +24,70 @@ import numpy as np
 import torch
 
 from .data.dataset import TalkingFaceDataset
-from .metrics import accuracy_per_au, f1_per_au
+from .metrics import accuracy_per_au, f1_per_au, psnr, ssim
 from .train.au_classifier import classify_frames
-from .train.audio2au import fit_length, label_priors, position_predict
+from .train.audio2au import fit_length, label_priors, position_predict, shuffle_partners
 
 
 @torch.no_grad()
-def generate(model, identity: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
+def generate(model, identity: torch.Tensor, mfcc: torch.Tensor, *, seed: int = 0,
+             steps: int | None = None) -> torch.Tensor:
     """Frames for one clip: identity ``(3, S, S)``, normalised MFCC ``(T, 12, 28)`` ->
-    ``(T, 3, S, S)`` in [-1, 1]. The model sees nothing of the target video."""
+    ``(T, 3, S, S)`` in [-1, 1]. The model sees nothing of the target video.
+
+    A diffusion renderer (a model with ``sample``) is sampled with ``steps`` DDIM steps
+    (its config's default when None) from the noise seeded by ``seed``."""
     model.eval()
+    if hasattr(model, "sample"):
+        return model.sample(identity[None], mfcc[None], steps=steps, seed=seed)[0]
     return model(identity[None], mfcc[None])["frames"][0]
 
 
-def evaluate_talker(model, judge, root, test: list[dict], train: list[dict], mfcc_stats) -> dict:
-    """AU occurrence F1 and accuracy of generated frames and of the baselines.
+def evaluate_talker(model, judge, root, test: list[dict], train: list[dict], mfcc_stats, *,
+                    steps: int | None = None, seed: int = 0) -> dict:
+    """AU occurrence F1 and accuracy of generated frames and of the baselines, and PSNR/SSIM
+    of every set of frames against the real ones.
 
-    Returns ``{name: {"f1": (5,), "accuracy": (5,)}}`` for ``model``, ``shuffled audio``,
-    ``position only``, ``copy identity`` and ``real frames`` (the judge on the real video: how
-    well the judge itself reads AUs, an upper bound).
+    Returns ``{name: {"f1": (5,), "accuracy": (5,), "psnr": float, "ssim": float}}`` for
+    ``model``, ``shuffled audio`` (the audio of :func:`~coursekit.train.audio2au.shuffle_partners`'
+    partner clip, cropped or padded to length), ``position only`` (no frames: no PSNR/SSIM),
+    ``copy identity`` and ``real frames`` (the judge on the real video: how well the judge
+    itself reads AUs, an upper bound; the reference of PSNR/SSIM, so none of its own). ``steps`` and ``seed`` apply to diffusion renderers.
     """
     data = TalkingFaceDataset(root, test, fields=("frames", "identity", "mfcc", "occurrence"),
                               normalize_mfcc=mfcc_stats)
     items = [data[i] for i in range(len(data))]
+    partners = shuffle_partners(test)
     position_rates = label_priors(root, train)["position_rates"].numpy()
-    preds = {k: [] for k in ("model", "shuffled audio", "position only", "copy identity",
-                             "real frames")}
+    names = ("model", "shuffled audio", "position only", "copy identity", "real frames")
+    preds = {k: [] for k in names}
+    quality = {k: {"psnr": [], "ssim": []} for k in ("model", "shuffled audio", "copy identity")}
     truth = []
     for i, it in enumerate(items):
         n = len(it["occurrence"])
-        other = items[(i + 1) % len(items)]["mfcc"]  # another held-out utterance
-        preds["model"].append(classify_frames(judge, generate(model, it["identity"], it["mfcc"])))
-        shuffled = generate(model, it["identity"], torch.from_numpy(fit_length(other.numpy(), n)))
-        preds["shuffled audio"].append(classify_frames(judge, shuffled))
+        other = items[partners[i]]["mfcc"]  # another held-out utterance
+        frames = {
+            "model": generate(model, it["identity"], it["mfcc"], seed=seed, steps=steps),
+            "shuffled audio": generate(model, it["identity"],
+                                       torch.from_numpy(fit_length(other.numpy(), n)),
+                                       seed=seed, steps=steps),
+            "copy identity": it["identity"][None].expand(n, -1, -1, -1),
+            "real frames": it["frames"]}
+        for name, f in frames.items():
+            preds[name].append(classify_frames(judge, f))
+            if name in quality:
+                quality[name]["psnr"].append(psnr(f, it["frames"]))
+                quality[name]["ssim"].append(ssim(f, it["frames"]))
         preds["position only"].append(position_predict(position_rates, n))
-        preds["copy identity"].append(classify_frames(judge, it["identity"][None].expand(n, -1, -1, -1)))
-        preds["real frames"].append(classify_frames(judge, it["frames"]))
         truth.append(it["occurrence"].numpy().astype(bool))
     true = np.concatenate(truth)
-    return {k: {"f1": f1_per_au(np.concatenate(v), true),
-                "accuracy": accuracy_per_au(np.concatenate(v), true)} for k, v in preds.items()}
+    out = {}
+    for k, v in preds.items():
+        out[k] = {"f1": f1_per_au(np.concatenate(v), true),
+                  "accuracy": accuracy_per_au(np.concatenate(v), true)}
+        if k in quality:
+            out[k].update({m: float(np.mean(q)) for m, q in quality[k].items()})
+    return out
 
 
 def _mouth_motion(frames: torch.Tensor) -> float:

@@ -45,6 +45,7 @@ from .audio import (FPS, SAMPLE_RATE, AudioError, is_silent, load_audio, mfcc_wi
 from .face import (FaceError, LandmarkDetector, alignment_transforms, template,
                    transform_points, warp_faces)
 from .models.config import TalkerConfig, from_dict
+from .models.diffusion import DiffusionTalker
 from .models.talker import Talker
 from .train.common import load_checkpoint, pick_device
 from .video import write_video
@@ -164,6 +165,23 @@ def _load_decoder(ckpt: dict, path: Path, device: torch.device) -> Generator:
                      render, device, str(path), model)
 
 
+def _load_diffusion(ckpt: dict, path: Path, device: torch.device) -> Generator:
+    """The :class:`~coursekit.models.diffusion.DiffusionTalker` (checkpoints of
+    :func:`coursekit.train.diffusion.train_diffusion`): all frames of the clip sampled as one
+    batch from one seeded noise image, ``steps`` DDIM steps (the config's default if None)."""
+    missing = [k for k in ("model", "model_config", "mfcc_mean", "mfcc_std") if k not in ckpt]
+    if missing:
+        raise InferError(f"{path}: not a diffusion checkpoint (it lacks {', '.join(missing)})")
+    model = DiffusionTalker.from_state(ckpt["model_config"], ckpt["model"]).to(device)
+
+    def render(identity, mfcc, *, seed=0, steps=None, progress=False):
+        return model.sample(identity[None], mfcc[None], steps=steps, seed=seed,
+                            chunk=CHUNK * 4, progress=progress)[0]
+
+    return Generator("diffusion", model.image_size, _stat(ckpt["mfcc_mean"]),
+                     _stat(ckpt["mfcc_std"]), render, device, str(path), model)
+
+
 def _stat(value) -> np.ndarray:
     arr = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
     return arr.astype(np.float32).reshape(-1, 1)
@@ -171,6 +189,7 @@ def _stat(value) -> np.ndarray:
 
 RENDERERS: dict[str, Callable[[dict, Path, torch.device], Generator]] = {
     "decoder": _load_decoder,
+    "diffusion": _load_diffusion,
 }
 """Checkpoint ``renderer`` entry -> ``loader(ckpt, path, device) -> Generator``."""
 

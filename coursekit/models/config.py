@@ -245,7 +245,7 @@ class DiffusionConfig:
     unet: UNetConfig = field(default_factory=UNetConfig)
     timesteps: int = 1000
     beta_schedule: str = "cosine"
-    prediction: str = "v_prediction"
+    prediction: str = "sample"
     sample_steps: int = 25
 
     def __post_init__(self):

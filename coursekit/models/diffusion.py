@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .audio2au import Audio2AU
-from .config import DiffusionConfig
+from .config import DiffusionConfig, from_dict
 from .disentangle import MaskGenerator, split_identity
 from .encoders import AudioEncoder
 from .schedule import NoiseSchedule
@@ -73,6 +73,15 @@ class DiffusionTalker(nn.Module):
         self.null_cond = nn.Parameter(torch.zeros(cfg.unet.cond_dim))
         self.schedule = NoiseSchedule(cfg.timesteps, cfg.beta_schedule, cfg.prediction)
         self._audio2au_frozen = False
+
+    @classmethod
+    def from_state(cls, model_config: dict, state: dict) -> "DiffusionTalker":
+        """Rebuild from a checkpoint's ``model_config`` (``asdict`` of the config) and weights
+        (stored in fp16 or fp32; loaded as fp32), in eval mode."""
+        model = cls(from_dict(DiffusionConfig, model_config))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in state.items()})
+        return model.eval()
 
     @property
     def image_size(self) -> int:

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
+from ..data.dataset import EpochWindows
 from ..losses import mask_losses, region_weighted_mse
 from ..models.config import DiffusionConfig, from_dict
 from ..models.diffusion import DiffusionTalker
 from ..models.disentangle import mouth_prior
 from .common import load_checkpoint, save_checkpoint
-from .talker import EpochWindows
 from .trainer import Trainer, TrainerConfig
 
 
@@ -137,7 +137,5 @@ def load_renderer(path: str | Path, device: str = "cpu") -> tuple[DiffusionTalke
     if ckpt.get("renderer") != "diffusion":
         raise ValueError(f"{path}: not a diffusion renderer checkpoint "
                          f"(renderer={ckpt.get('renderer', 'decoder')!r})")
-    model = DiffusionTalker(from_dict(DiffusionConfig, ckpt["model_config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                           for k, v in ckpt["model"].items()})
-    return model.to(device).eval(), ckpt
+    model = DiffusionTalker.from_state(ckpt["model_config"], ckpt["model"])
+    return model.to(device), ckpt

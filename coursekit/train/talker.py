@@ -24,15 +24,15 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
-from ..data.dataset import TalkingFaceDataset, load_index
+from ..data.dataset import EpochWindows, load_index
 from ..losses import PerceptualLoss, au_class_weights, au_loss, identity_loss, l1_reconstruction
 from ..models.au_classifier import lower_half
-from ..models.config import AUClassifierConfig, TalkerConfig, from_dict
+from ..models.config import RENDERERS, AUClassifierConfig, DiffusionConfig, TalkerConfig, from_dict
 from ..models.talker import Talker
 from .au_classifier import AUClassifierTrainConfig, load_au_classifier, train_au_classifier
 from .common import load_checkpoint, save_checkpoint, seed_everything
+from .diffusion import DiffusionTrainConfig, train_diffusion
 from .trainer import Trainer, TrainerConfig
 
 
@@ -99,26 +99,6 @@ class TalkerWithJudge(nn.Module):
         fake = self.talker(identity, mfcc)["frames"]
         logits = None if self.clf is None else self.clf(lower_half(fake.flatten(0, 1)))
         return fake, logits
-
-
-class EpochWindows(Dataset):
-    """A :class:`TalkingFaceDataset` rebuilt at every :meth:`set_epoch`, so each window is
-    drawn from ``(seed, epoch, index)`` alone (no access counts carried over): a resumed run
-    replays the windows of an uninterrupted one, whatever the number of processes."""
-
-    def __init__(self, *args, **kwargs):
-        self._args, self._kwargs = args, kwargs
-        self.data = TalkingFaceDataset(*args, **kwargs)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.data = TalkingFaceDataset(*self._args, **self._kwargs)
-        self.data.set_epoch(epoch)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.data[i]
 
 
 def train_talker(root: str | Path, clips: list[dict], out: str | Path, model_cfg: TalkerConfig,
@@ -199,32 +179,70 @@ def train_talker(root: str | Path, clips: list[dict], out: str | Path, model_cfg
 
 @dataclass
 class PipelineConfig:
-    """Everything :func:`train_pipeline` needs; ``tiny()`` trains on a laptop CPU in minutes."""
+    """Everything :func:`train_pipeline` needs; ``tiny()`` trains on a laptop CPU in minutes.
+
+    ``renderer`` picks how frames are made after the shared pre-training stages: ``"decoder"``
+    (the paper's image decoder, :attr:`model` / :attr:`talker`) or ``"diffusion"`` (the
+    diffusion renderer, :attr:`diffusion` / :attr:`diffusion_train`). The Audio2AU sizes come
+    from the chosen renderer's config.
+    """
 
     model: TalkerConfig = field(default_factory=TalkerConfig.tiny)
     au_classifier: AUClassifierConfig = field(default_factory=AUClassifierConfig)
     au_classifier_train: AUClassifierTrainConfig = field(default_factory=AUClassifierTrainConfig)
     audio2au_minutes: float = 2.0
     talker: TalkerTrainConfig = field(default_factory=TalkerTrainConfig)
+    renderer: str = "decoder"
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig.tiny)
+    diffusion_train: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig.tiny)
     test_speakers: tuple[str, ...] = ()
     seed: int = 0
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "PipelineConfig":
-        return from_dict(cls, values)
+    def __post_init__(self):
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"renderer must be one of {RENDERERS}, got {self.renderer!r}")
+
+    @property
+    def audio2au_config(self):
+        """The Audio2AU sizes of the chosen renderer."""
+        return (self.diffusion.talker if self.renderer == "diffusion" else self.model).audio2au
+
+    def set_minutes(self, minutes: float | None) -> None:
+        """Set the training budget of the chosen renderer's stage."""
+        if self.renderer == "diffusion":
+            self.diffusion_train.trainer.max_minutes = minutes
+        else:
+            self.talker.max_minutes = minutes
+
+    def set_device(self, device: str) -> None:
+        self.talker.device = device
+        self.diffusion_train.trainer.device = device
 
     @classmethod
-    def tiny(cls) -> "PipelineConfig":
+    def from_dict(cls, values: dict) -> "PipelineConfig":
+        values = dict(values)
+        train = values.pop("diffusion_train", None)
+        cfg = from_dict(cls, values)
+        if train is not None:
+            cfg.diffusion_train = DiffusionTrainConfig.from_dict(train)
+        return cfg
+
+    @classmethod
+    def tiny(cls, renderer: str = "decoder") -> "PipelineConfig":
         return cls(au_classifier=AUClassifierConfig.tiny(),
                    au_classifier_train=AUClassifierTrainConfig(max_minutes=1.0),
                    audio2au_minutes=1.5,
                    talker=TalkerTrainConfig(seq_len=12, batch_size=6, per_frames=4,
-                                            max_minutes=5.5, epochs=1000))
+                                            max_minutes=5.5, epochs=1000),
+                   renderer=renderer, diffusion=DiffusionConfig.tiny(),
+                   diffusion_train=DiffusionTrainConfig.tiny())
 
     @classmethod
-    def paper(cls) -> "PipelineConfig":
+    def paper(cls, renderer: str = "decoder") -> "PipelineConfig":
         return cls(model=TalkerConfig.paper(), au_classifier=AUClassifierConfig.paper(),
-                   audio2au_minutes=60.0, talker=TalkerTrainConfig(epochs=20, device="cuda"))
+                   audio2au_minutes=60.0, talker=TalkerTrainConfig(epochs=20, device="cuda"),
+                   renderer=renderer, diffusion=DiffusionConfig.paper(),
+                   diffusion_train=DiffusionTrainConfig())
 
 
 def split_for_training(root, cfg: PipelineConfig) -> tuple[list[dict], list[dict]]:
@@ -240,10 +258,12 @@ def split_for_training(root, cfg: PipelineConfig) -> tuple[list[dict], list[dict
 
 def train_pipeline(root: str | Path, out: str | Path, cfg: PipelineConfig | None = None, *,
                    progress: bool = True, resume: bool = False) -> dict:
-    """All three stages on the processed dataset ``root``; returns the checkpoint paths.
+    """All three stages on the processed dataset ``root``; returns the checkpoint paths
+    (``au_classifier``, ``audio2au``, ``talker`` or ``diffusion``, and ``generator``: the one
+    that makes frames) and the train/test clips.
 
     ``resume``: keep the AU classifier and Audio2AU checkpoints already in ``out`` (each is
-    written once, at the end of its stage) and continue the talker from its last checkpoint.
+    written once, at the end of its stage) and continue the renderer from its last checkpoint.
     """
     from .audio2au import CHECKPOINT_NAME, Audio2AUTrainConfig, train_audio2au
 
@@ -256,14 +276,22 @@ def train_pipeline(root: str | Path, out: str | Path, cfg: PipelineConfig | None
         train_au_classifier(root, train, paths["au_classifier"], cfg.au_classifier,
                             cfg.au_classifier_train, progress=progress)
     if not (resume and paths["audio2au"].is_file()):
-        a2a_cfg = Audio2AUTrainConfig(model=asdict(cfg.model.audio2au),
+        a2a_cfg = Audio2AUTrainConfig(model=asdict(cfg.audio2au_config),
                                       max_minutes=cfg.audio2au_minutes, seed=cfg.seed,
                                       progress=progress)
         paths["audio2au"] = Path(train_audio2au(root, out, a2a_cfg, clips=train)["checkpoint"])
     ckpt = load_checkpoint(paths["audio2au"])
     stats = (ckpt["mfcc_mean"].numpy(), ckpt["mfcc_std"].numpy())
-    paths["talker"] = train_talker(root, train, out / "talker.pt", cfg.model, cfg.talker,
-                                   mfcc_stats=stats, audio2au_state=ckpt["state_dict"],
-                                   au_classifier=paths["au_classifier"], progress=progress,
-                                   resume=resume)
+    if cfg.renderer == "diffusion":
+        paths["diffusion"] = train_diffusion(root, train, out / "diffusion.pt", cfg.diffusion,
+                                             cfg.diffusion_train, mfcc_stats=stats,
+                                             audio2au_state=ckpt["state_dict"],
+                                             progress=progress, resume=resume)
+        paths["generator"] = paths["diffusion"]
+    else:
+        paths["talker"] = train_talker(root, train, out / "talker.pt", cfg.model, cfg.talker,
+                                       mfcc_stats=stats, audio2au_state=ckpt["state_dict"],
+                                       au_classifier=paths["au_classifier"], progress=progress,
+                                       resume=resume)
+        paths["generator"] = paths["talker"]
     return {"paths": paths, "train": train, "test": test}
