@@ -164,3 +164,32 @@ def test_sampling_leaves_training_mode_as_it_was():
     assert model.training
     model.freeze_audio2au().train()
     assert not model.audio2au.training
+
+
+def test_au_driven_sampling_ignores_the_audio_and_follows_the_aus():
+    model = DiffusionTalker(micro_cfg(sample_steps=3))
+    _randomise_zero_inits(model.unet)
+    identity = torch.rand(1, 3, 32, 32) * 2 - 1
+    aus = torch.rand(1, 5, 5)
+    a = model.sample(identity, torch.randn(1, 5, 12, 28), aus=aus)
+    b = model.sample(identity, torch.randn(1, 5, 12, 28), aus=aus)
+    torch.testing.assert_close(a, b)  # the audio no longer matters
+    assert not torch.allclose(a, model.sample(identity, torch.zeros(1, 5, 12, 28), aus=1 - aus))
+    c = model.condition(identity, torch.randn(2, 5, 12, 28).narrow(0, 0, 1), aus)
+    torch.testing.assert_close(c["au_probs"], aus)
+    with pytest.raises(ValueError, match="aus"):
+        model.sample(identity, torch.zeros(1, 5, 12, 28), aus=torch.rand(1, 4, 5))
+
+
+def test_au_only_clips_do_not_depend_on_their_audio():
+    model = DiffusionTalker(micro_cfg()).eval()
+    b, t = 3, 6
+    identity, aus = torch.rand(b, 3, 32, 32), torch.rand(b, t, 5)
+    flags = torch.tensor([True, False, True])
+    c1 = model.condition(identity, torch.randn(b, t, 12, 28), aus, flags)["cond"]
+    c2 = model.condition(identity, torch.randn(b, t, 12, 28), aus, flags)["cond"]
+    torch.testing.assert_close(c1[flags], c2[flags])  # AU-driven: the audio is ignored
+    assert not torch.allclose(c1[~flags], c2[~flags])  # audio-driven: it is not
+    out = model(identity, torch.randn(b, t, 12, 28), torch.rand(b, t, 3, 32, 32), aus=aus,
+                au_drive=0.5, per_frames=2)
+    assert out["pred"].shape == (b * 2, 3, 32, 32)

@@ -67,7 +67,8 @@ class DiffusionTalker(nn.Module):
         self.audio2au = Audio2AU(tc.audio2au) if tc.use_audio2au else None
         self.mask_generator = MaskGenerator(cfg.mask_channels, tc.n_aus)
         self.audface_encoder = AudFaceEncoder(cfg.audface_dim, width=cfg.mask_channels[0])
-        self.in_dims = {"audio": tc.audio_dim, "au": tc.au_dim, "audface": cfg.audface_dim}
+        self.in_dims = {"audio": tc.audio_dim, "au": tc.au_dim, "au_probs": tc.n_aus,
+                        "audface": cfg.audface_dim}
         self.fusion = make_fusion(tc, self.in_dims)
         self.unet = UNet(cfg.unet)
         self.null_cond = nn.Parameter(torch.zeros(cfg.unet.cond_dim))
@@ -100,11 +101,19 @@ class DiffusionTalker(nn.Module):
             self.audio2au.eval()
         return self
 
-    def condition(self, identity: torch.Tensor, mfcc: torch.Tensor) -> dict:
+    def condition(self, identity: torch.Tensor, mfcc: torch.Tensor,
+                  aus: torch.Tensor | None = None, au_only: torch.Tensor | None = None) -> dict:
         """Steps 1-4 for a batch of clips.
 
         identity ``(B, 3, S, S)``, mfcc ``(B, T, 12, 28)`` -> dict with ``cond (B, T, C)``,
-        ``mask (B, T, 1, S, S)``, ``id_face (B, T, 3, S, S)``, ``au_logits (B, T, 5)`` or None.
+        ``mask (B, T, 1, S, S)``, ``id_face (B, T, 3, S, S)``, ``au_logits (B, T, 5)`` or None,
+        ``au_probs (B, T, 5)`` (what drove the frame).
+
+        **Driving by AUs.** With ``aus (B, T, 5)`` (AU intensities / 5, in [0, 1]) the clips
+        flagged in ``au_only (B,)`` (all of them when None) are driven by those AUs alone: their
+        audio and Audio2AU features are zeroed and the five values replace Audio2AU's
+        probabilities as the explicit AU input (and as the mask generator's AUs). Training
+        mixes such clips in (``au_drive``), so the mouth can be edited with AU sliders.
         """
         if identity.dim() != 4 or mfcc.dim() != 4 or identity.shape[0] != mfcc.shape[0]:
             raise ValueError(f"expected identity (B, 3, S, S) and mfcc (B, T, 12, 28), got "
@@ -118,14 +127,21 @@ class DiffusionTalker(nn.Module):
             au_probs = torch.sigmoid(au_logits)
         else:
             au_probs = mfcc.new_zeros(b, t, self.cfg.talker.n_aus)
+        if aus is not None:
+            if aus.shape != au_probs.shape:
+                raise ValueError(f"aus must be {tuple(au_probs.shape)}, got {tuple(aus.shape)}")
+            flag = (torch.ones(b, dtype=torch.bool) if au_only is None else au_only)
+            flag = flag.to(mfcc.device)[:, None, None]
+            parts = [torch.where(flag, torch.zeros_like(p), p) for p in parts]
+            au_probs = torch.where(flag, aus.to(au_probs), au_probs)
         ids = identity[:, None].expand(b, t, *identity.shape[1:]).flatten(0, 1)
         mask = self.mask_generator(ids, au_probs.flatten(0, 1))  # (B*T, 1, S, S)
         id_face, aud_face = split_identity(ids, mask)
-        parts.append(self.audface_encoder(aud_face).reshape(b, t, -1))
+        parts += [au_probs, self.audface_encoder(aud_face).reshape(b, t, -1)]
         cond = self.fusion(torch.cat(parts, dim=-1))
         unflat = (b, t, *identity.shape[1:])
         return {"cond": cond, "mask": mask.reshape(b, t, 1, *identity.shape[2:]),
-                "id_face": id_face.reshape(unflat), "au_logits": au_logits}
+                "id_face": id_face.reshape(unflat), "au_logits": au_logits, "au_probs": au_probs}
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, identity: torch.Tensor,
                 id_face: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -134,20 +150,24 @@ class DiffusionTalker(nn.Module):
         return self.unet(torch.cat([x_t, identity, id_face], dim=1), t, cond)
 
     def forward(self, identity: torch.Tensor, mfcc: torch.Tensor, frames: torch.Tensor,
-                per_frames: int | None = None, cond_drop: float = 0.0) -> dict:
+                per_frames: int | None = None, cond_drop: float = 0.0,
+                aus: torch.Tensor | None = None, au_drive: float = 0.0) -> dict:
         """The training pass (DDPM): noise some real frames at random timesteps and predict.
 
         identity ``(B, 3, S, S)``, mfcc ``(B, T, 12, 28)``, real frames ``(B, T, 3, S, S)``.
         The condition is computed for all T frames (TCSAN needs the temporal context), the
         UNet runs on ``per_frames`` random frames of each clip (all when None): N frames.
         ``cond_drop`` replaces that share of conditions with the learned null condition
-        (for classifier-free guidance). Random draws use torch's global RNG.
+        (for classifier-free guidance). With ``aus (B, T, 5)`` (ground-truth intensities / 5),
+        a share ``au_drive`` of the clips is driven by those AUs instead of the audio
+        (:meth:`condition`). Random draws use torch's global RNG.
 
         Returns ``pred`` and ``target`` ``(N, 3, S, S)``, ``t (N,)``, ``mask (B, T, 1, S, S)``,
         ``au_logits (B, T, 5)`` or None, ``index`` ``(N,)`` (flat ``b * T + k``).
         """
         b, t = mfcc.shape[:2]
-        c = self.condition(identity, mfcc)
+        au_only = (torch.rand(b) < au_drive) if aus is not None else None
+        c = self.condition(identity, mfcc, aus, au_only)
         index = torch.arange(b * t, device=frames.device)
         if per_frames and per_frames < t:
             pick = torch.rand(b, t).argsort(dim=1)[:, :per_frames].to(frames.device)
@@ -168,7 +188,8 @@ class DiffusionTalker(nn.Module):
     @torch.no_grad()
     def sample(self, identity: torch.Tensor, mfcc: torch.Tensor, steps: int | None = None, *,
                eta: float = 0.0, guidance: float = 1.0, seed: int | None = 0,
-               chunk: int = 256, progress: bool = False) -> torch.Tensor:
+               aus: torch.Tensor | None = None, chunk: int = 256,
+               progress: bool = False) -> torch.Tensor:
         """Generate a clip: identity ``(B, 3, S, S)``, MFCC ``(B, T, 12, 28)`` ->
         ``(B, T, 3, S, S)`` in [-1, 1].
 
@@ -178,6 +199,8 @@ class DiffusionTalker(nn.Module):
             guidance: classifier-free guidance scale; 1 uses the conditional model only,
                 > 1 also runs the model with the learned null condition and extrapolates.
             seed: seeds the shared initial noise (and eta noise); None uses the global RNG.
+            aus: ``(B, T, 5)`` AU intensities / 5 in [0, 1]: drive the mouth by these AUs
+                instead of the audio (the MFCC then only sets T; zeros will do).
             chunk: frames per UNet call (memory).
         """
         from tqdm.auto import tqdm
@@ -187,7 +210,7 @@ class DiffusionTalker(nn.Module):
         b, t = mfcc.shape[:2]
         s = self.image_size
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        c = self.condition(identity, mfcc)
+        c = self.condition(identity, mfcc, aus)
         cond = c["cond"].flatten(0, 1)
         ids = identity[:, None].expand(b, t, *identity.shape[1:]).flatten(0, 1)
         id_face = c["id_face"].flatten(0, 1)

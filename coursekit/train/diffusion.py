@@ -12,7 +12,10 @@ Each step, for a batch of clip windows ``(B, T)``:
    more: the mouth is a small part of the face but all of the speech) + the mask
    regularisers (:func:`coursekit.losses.mask_losses`, small weights);
 4. a share ``cond_drop`` of conditions is replaced by a learned null condition, so
-   classifier-free guidance is available at sampling.
+   classifier-free guidance is available at sampling;
+5. a share ``au_drive`` of the clips is driven by their ground-truth AU intensities instead
+   of the audio (audio features zeroed), so at inference the mouth can also be set with AU
+   sliders (:meth:`~coursekit.models.diffusion.DiffusionTalker.sample` with ``aus``).
 
 Optimisation, checkpoints, resume, EMA, mixed precision and DDP are :class:`.Trainer`'s. The
 exported checkpoint holds the EMA weights (what sampling uses) with ``renderer="diffusion"``.
@@ -45,6 +48,8 @@ class DiffusionTrainConfig:
     mouth_weight: loss weight of the mouth prior's centre relative to the rest of the face.
     w_prior, w_area, w_tv: weights of the mask regularisers.
     cond_drop: share of null conditions (classifier-free guidance).
+    au_drive: share of clips driven by their ground-truth AUs instead of the audio (so the
+        mouth can be edited with AU sliders at inference).
     """
 
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
@@ -58,6 +63,7 @@ class DiffusionTrainConfig:
     w_area: float = 1.0
     w_tv: float = 0.05
     cond_drop: float = 0.1
+    au_drive: float = 0.25
 
     @classmethod
     def tiny(cls) -> "DiffusionTrainConfig":
@@ -76,14 +82,20 @@ class DiffusionTrainConfig:
         return cfg
 
 
+AU_SCALE = 5.0
+"""AU intensities (0-5, OpenFace's scale) are divided by this to drive the renderer."""
+
+
 def make_step_fn(cfg: DiffusionTrainConfig, image_size: int):
     """The :class:`.Trainer` step function: ``(model, batch, device) -> (loss, terms)``."""
     prior = torch.from_numpy(mouth_prior(image_size))
     weight = 1 + (cfg.mouth_weight - 1) * prior
 
     def step_fn(model, batch, device):
+        aus = (batch["aus"].to(device) / AU_SCALE).clamp(0, 1)
         out = model(batch["identity"].to(device), batch["mfcc"].to(device),
-                    batch["frames"].to(device), per_frames=cfg.per_frames, cond_drop=cfg.cond_drop)
+                    batch["frames"].to(device), per_frames=cfg.per_frames, cond_drop=cfg.cond_drop,
+                    aus=aus, au_drive=cfg.au_drive)
         terms = {"denoise": region_weighted_mse(out["pred"], out["target"], weight.to(device))}
         terms.update(mask_losses(out["mask"].flatten(0, 1), prior.to(device)))
         loss = (terms["denoise"] + cfg.w_prior * terms["prior"] + cfg.w_area * terms["area"]
@@ -105,7 +117,7 @@ def train_diffusion(root: str | Path, clips: list[dict], out: str | Path,
     out = Path(out)
     torch.manual_seed(cfg.trainer.seed)
     data = EpochWindows(root, clips, seq_len=cfg.seq_len, seed=cfg.trainer.seed,
-                        fields=("frames", "identity", "mfcc"), normalize_mfcc=mfcc_stats)
+                        fields=("frames", "identity", "mfcc", "aus"), normalize_mfcc=mfcc_stats)
     model = DiffusionTalker(model_cfg)
     if model.audio2au is not None:
         if audio2au_state is not None:

@@ -104,7 +104,7 @@ class TalkerWithJudge(nn.Module):
 def train_talker(root: str | Path, clips: list[dict], out: str | Path, model_cfg: TalkerConfig,
                  cfg: TalkerTrainConfig, *, mfcc_stats, audio2au_state: dict | None = None,
                  au_classifier: str | Path | None = None, progress: bool = True,
-                 resume: bool = False) -> Path:
+                 resume: bool = False, on_step=None) -> Path:
     """End-to-end training of :class:`~coursekit.models.talker.Talker` on ``clips`` with
     :class:`~.trainer.Trainer` (runs under ``torchrun`` too).
 
@@ -162,7 +162,7 @@ def train_talker(root: str | Path, clips: list[dict], out: str | Path, model_cfg
                          device=cfg.device, num_workers=cfg.num_workers)
     trainer = Trainer(model, data, tcfg, out.with_suffix(""), step_fn=step_fn,
                       param_groups=param_groups, progress=progress, desc="talker",
-                      ddp_kwargs={"find_unused_parameters": True})
+                      ddp_kwargs={"find_unused_parameters": True}, on_step=on_step)
     if cfg.w_per > 0:
         perceptual = PerceptualLoss().to(trainer.device)
     if au_weights is not None:
