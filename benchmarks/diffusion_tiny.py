@@ -23,18 +23,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def mouth_opening(frames_uint8, detector):
-    """Inner-lip gap (landmarks 62-66 and 61-67, 60-64 ... averaged) over mouth width, per frame."""
-    import numpy as np
-
-    from coursekit.face import track_landmarks
-
-    pts = track_landmarks(frames_uint8, detector, source="generated")
-    gap = np.linalg.norm(pts[:, [61, 62, 63]] - pts[:, [67, 66, 65]], axis=-1).mean(1)
-    width = np.linalg.norm(pts[:, 54] - pts[:, 48], axis=-1)
-    return gap / width
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-steps", type=int, default=900,
@@ -56,7 +44,8 @@ def main() -> None:
     from coursekit.data.dataset import TalkingFaceDataset
     from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
     from coursekit.evaluate import evaluate_talker, generate
-    from coursekit.face import LandmarkDetector
+    from coursekit.face import LandmarkDetector, track_landmarks
+    from coursekit.metrics import mouth_opening
     from coursekit.models.config import DiffusionConfig
     from coursekit.models.disentangle import lower_face_mass
     from coursekit.train.au_classifier import load_au_classifier
@@ -113,10 +102,8 @@ def main() -> None:
         sample_time += time.time() - start
         n_frames += len(frames)
         as_uint8 = ((frames.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
-        gen_open.append(mouth_opening(as_uint8, detector))
-        lm = it["landmarks"].numpy()
-        real_open.append(np.linalg.norm(lm[:, [61, 62, 63]] - lm[:, [67, 66, 65]], axis=-1).mean(1)
-                         / np.linalg.norm(lm[:, 54] - lm[:, 48], axis=-1))
+        gen_open.append(mouth_opening(track_landmarks(as_uint8, detector, source="generated")))
+        real_open.append(mouth_opening(it["landmarks"]))
     g, r = np.concatenate(gen_open), np.concatenate(real_open)
     corr = float(np.corrcoef(g, r)[0, 1])
     spread = float(g.std() / r.std())

@@ -2,8 +2,13 @@
 
 ``coursekit course run --out runs/latest`` executes ``notebooks/NN_*.ipynb`` in order, writing
 each executed notebook (outputs included) to the run folder, with the same parameters for all
-of them (data folder, config size, device, seed, epochs, output folder). A lab can hand its
-students a YAML/JSON parameters file instead of editing notebooks.
+of them (data folder, config size, device, seed; each notebook writes into its own output
+folder ``RUN/NN_name/``). Budgets such as ``epochs`` keep each notebook's own default (tuned so
+the whole course runs in minutes on a laptop CPU) unless a parameters file sets them. A lab can
+hand its students a YAML/JSON parameters file instead of editing notebooks.
+
+At the end the run folder gets ``summary.md``: the time of each notebook, the evaluation table
+(notebook 07's ``evaluation.md``) and the generated videos (notebook 08's mp4 files).
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ DEFAULT_PARAMETERS = {
     "device": "cpu",
     "data_dir": str(REPO / "data_samples"),
     "seed": 0,
-    "epochs": 1,
 }
 
 
@@ -61,7 +65,7 @@ def run_course(out: str | Path, parameters: dict | None = None, *, only: list[st
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     params = dict(DEFAULT_PARAMETERS, **(parameters or {}))
-    done = []
+    done, seconds = [], {}
     for nb in notebooks():
         if only and not any(key in nb.name for key in only):
             continue
@@ -70,7 +74,27 @@ def run_course(out: str | Path, parameters: dict | None = None, *, only: list[st
         nb_params = dict(params, out_dir=str(out / nb.stem))
         papermill.execute_notebook(str(nb), str(target), parameters=nb_params, kernel_name=kernel,
                                    cwd=str(nb.parent), progress_bar=progress)
-        print(f"{nb.name}: executed in {time.time() - start:.0f} s -> {target}")
+        seconds[nb.name] = time.time() - start
+        print(f"{nb.name}: executed in {seconds[nb.name]:.0f} s -> {target}")
         done.append(target)
     (out / "parameters.json").write_text(json.dumps(params, indent=1) + "\n")
+    summary = write_summary(out, seconds)
+    print(f"summary: {summary}")
     return done
+
+
+def write_summary(out: Path, seconds: dict[str, float]) -> Path:
+    """``out/summary.md``: notebook times, the evaluation tables and the generated videos."""
+    lines = ["# Course run\n", "| notebook | seconds |", "|---|---:|"]
+    lines += [f"| {name} | {sec:.0f} |" for name, sec in seconds.items()]
+    lines.append(f"| **total** | **{sum(seconds.values()):.0f}** |")
+    for table in sorted(out.glob("*/evaluation.md")):
+        lines += ["", f"## {table.parent.name}: evaluation ({table.relative_to(out)})", "",
+                  table.read_text().strip()]
+    videos = sorted(out.glob("*/*.mp4"))
+    if videos:
+        lines += ["", "## Generated videos", ""]
+        lines += [f"- [{v.relative_to(out)}]({v.relative_to(out)})" for v in videos]
+    path = out / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

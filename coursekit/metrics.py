@@ -159,6 +159,15 @@ MOUTH = slice(48, 68)
 """The 20 mouth points (outer lip 48-59, inner lip 60-67) of the 68-point layout (0-based)."""
 
 
+def mouth_opening(landmarks) -> np.ndarray:
+    """Inner-lip gap over mouth width per frame, ``(..., 68, 2) -> (...)``: the mean distance
+    of the inner-lip pairs 61-67, 62-66, 63-65 divided by the corner-to-corner width 48-54
+    (scale-free, so it compares crops of any size)."""
+    pts = _to_numpy(landmarks).astype(np.float64)
+    gap = np.linalg.norm(pts[..., [61, 62, 63], :] - pts[..., [67, 66, 65], :], axis=-1).mean(-1)
+    return gap / np.linalg.norm(pts[..., 54, :] - pts[..., 48, :], axis=-1)
+
+
 def lmd(pred_landmarks, true_landmarks, points: str = "mouth") -> float:
     """Landmark distance (LMD): mean Euclidean distance, in pixels, between corresponding
     points of ``(..., 68, 2)`` landmarks (e.g. ``(T, 68, 2)`` for a clip), over the points and
