@@ -3,11 +3,15 @@
 ::
 
     coursekit course run [--out runs/latest] [--params lab.yaml] [--only 01]
+    coursekit course sweep NOTEBOOK [--grid GRID.yaml] --out DIR [--force] [--only RUN ...]
+                           [--set KEY=VALUE ...]
     coursekit preprocess SRC DST [--workers 2] [--landmarks detect|ground-truth]
     coursekit train talker tiny|paper|CONFIG.json --data DIR --out DIR [--renderer decoder|diffusion]
                        [--minutes 6] [--resume]
     coursekit train audio2au --data DIR --out DIR [--minutes 5]
     coursekit au calibrate
+    coursekit evaluate CKPT --data DIR [--judge J] [--syncnet S] [--clips heldout|all]
+                       [--speakers spk1,spk2] [--steps N] [--seed 0] [--out DIR]
     coursekit generate --checkpoint CKPT --face IMAGE --audio AUDIO --out OUT.mp4
                        [--paste-back] [--device cpu] [--seed 0] [--steps N]
     coursekit samples generate [--out data_samples] [--speakers 6] [--utterances 10]
@@ -25,6 +29,73 @@ def _course_run(args) -> int:
     from .course import load_parameters, run_course
 
     run_course(args.out, load_parameters(args.params), only=args.only)
+    return 0
+
+
+def _course_sweep(args) -> int:
+    import yaml
+
+    from .sweep import ABLATIONS, run_sweep
+
+    overrides = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"coursekit course sweep: error: --set wants KEY=VALUE, got {item!r}",
+                  file=sys.stderr)
+            return 2
+        overrides[key.strip()] = yaml.safe_load(value)
+    try:
+        rows = run_sweep(args.notebook, args.grid or ABLATIONS, args.out, force=args.force,
+                         only=args.only, overrides=overrides)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"coursekit course sweep: error: {err}", file=sys.stderr)
+        return 2
+    return 1 if any(r["status"] == "error" for r in rows) else 0
+
+
+def _evaluate(args) -> int:
+    import json
+    import time
+
+    from .evaluate import default_scorers, evaluate_checkpoint, write_report
+    from .infer import InferError, load_generator
+
+    start = time.time()
+    try:
+        if not Path(args.checkpoint).is_file():
+            raise FileNotFoundError(f"{args.checkpoint}: no such checkpoint")
+        if not Path(args.data).is_dir():
+            raise FileNotFoundError(f"{args.data}: no such data folder (a processed dataset "
+                                    "of `coursekit preprocess`)")
+        gen = load_generator(args.checkpoint, args.device)
+        judge, syncnet = args.judge, args.syncnet
+        if judge is None or syncnet is None:
+            tiny_judge, tiny_sync = default_scorers(gen.image_size)
+            for given, found, what, cols in ((judge, tiny_judge, "judge", "AU-F1, Acc"),
+                                             (syncnet, tiny_sync, "syncnet", "LSE-D, LSE-C")):
+                if given is None and found is None:
+                    print(f"note: no --{what} for {gen.image_size} px faces (the committed "
+                          f"ones are 64 px): {cols} skipped")
+            judge = tiny_judge if judge is None else judge
+            syncnet = tiny_sync if syncnet is None else syncnet
+        for path, what in ((judge, "judge"), (syncnet, "syncnet")):
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: no such {what} checkpoint")
+        results = evaluate_checkpoint(gen, args.data, judge=judge, syncnet=syncnet,
+                                      clips=args.clips, speakers=args.speakers, steps=args.steps,
+                                      seed=args.seed, max_clips=args.max_clips)
+    except (FileNotFoundError, InferError, ValueError) as err:
+        print(f"coursekit evaluate: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out or Path("runs") / "evaluate" / Path(args.checkpoint).stem)
+    md, csv_path = write_report(results, out, title=f"Evaluation of {Path(args.checkpoint).name}")
+    (out / "evaluation.json").write_text(json.dumps(results, indent=1) + "\n")
+    lines = md.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    print("\n".join(lines[first:first + 2 + len(results["rows"])]))
+    print(f"wrote {md}, {csv_path} ({len(results['clips'])} clips, "
+          f"{time.time() - start:.1f} s)")
     return 0
 
 
@@ -129,6 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--params", help="YAML or JSON file of notebook parameters")
     run.add_argument("--only", nargs="*", help="run only notebooks whose names contain these")
     run.set_defaults(func=_course_run)
+    sweep = course.add_parser("sweep", help="run one notebook once per parameter set of a grid "
+                              "and tabulate each run's metrics.json")
+    sweep.add_argument("notebook", help="the notebook to run (e.g. notebooks/06_training.ipynb)")
+    sweep.add_argument("--grid", help="YAML grid: common: {...}, runs: {name: {...}} "
+                       "(default: the course's ablations, coursekit/ablations.yaml)")
+    sweep.add_argument("--out", required=True, help="folder: one sub-folder per run, sweep.md/.csv")
+    sweep.add_argument("--force", action="store_true", help="re-run runs that finished before")
+    sweep.add_argument("--only", nargs="*", help="run only these runs of the grid")
+    sweep.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="a parameter for every run (YAML value), e.g. --set minutes=20")
+    sweep.set_defaults(func=_course_sweep)
 
     pre = sub.add_parser("preprocess", help="GRID-layout corpus -> processed training dataset")
     pre.add_argument("src", help="corpus folder (<speaker>/video/<utt>.mpg|mp4, align/, ...)")
@@ -167,6 +249,24 @@ def build_parser() -> argparse.ArgumentParser:
                          "training speakers and print them")
     cal.add_argument("--root", default=str(Path(__file__).resolve().parent.parent / "data_samples"))
     cal.set_defaults(func=_au_calibrate)
+
+    ev = sub.add_parser("evaluate", help="score a generator checkpoint beside its baselines "
+                        "(PSNR, SSIM, LMD, AU F1, LSE-D/C)")
+    ev.add_argument("checkpoint", help="generator checkpoint (talker.pt or diffusion.pt)")
+    ev.add_argument("--data", required=True, help="processed dataset at the generator's size")
+    ev.add_argument("--judge", help="AU classifier for scoring (default: checkpoints/tiny/"
+                    "judge.pt for 64 px generators)")
+    ev.add_argument("--syncnet", help="sync expert (default: checkpoints/tiny/syncnet.pt for "
+                    "64 px generators)")
+    ev.add_argument("--clips", choices=("heldout", "all"), default="heldout",
+                    help="held-out utterances (every 5th per speaker, default) or all clips")
+    ev.add_argument("--speakers", help="comma-separated speakers (default: all)")
+    ev.add_argument("--max-clips", type=int, help="evaluate only the first N clips")
+    ev.add_argument("--steps", type=int, help="sampling steps of a diffusion renderer")
+    ev.add_argument("--seed", type=int, default=0, help="noise seed of a diffusion renderer")
+    ev.add_argument("--device", default="cpu", help="cpu, cuda, auto, ... (default cpu)")
+    ev.add_argument("--out", help="report folder (default: runs/evaluate/<checkpoint name>)")
+    ev.set_defaults(func=_evaluate)
 
     video = sub.add_parser("generate", help="a talking-face video from a face photo and a voice")
     video.add_argument("--checkpoint", required=True, help="generator checkpoint (talker.pt)")

@@ -67,7 +67,7 @@ LAYERS = [
     {"models"},
     {"losses", "metrics"},
     {"train", "infer", "evaluate"},
-    {"cli", "course", "plots", "widgets"},
+    {"cli", "course", "plots", "sweep", "widgets"},
 ]
 
 
