@@ -53,3 +53,14 @@ def processed64(tmp_path_factory):
     preprocess_corpus(src, out, PreprocessConfig(size=64, landmarks="ground_truth",
                                                  aus="ground_truth"), progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def grid_processed(grid_dir, tmp_path_factory):
+    """Every real GRID clip preprocessed at 112 px (dlib landmarks, estimated AUs):
+    ``(folder, summary)``."""
+    from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
+
+    out = tmp_path_factory.mktemp("grid_processed")
+    summary = preprocess_corpus(grid_dir, out, PreprocessConfig(), workers=2, progress=False)
+    return out, summary

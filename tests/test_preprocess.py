@@ -98,13 +98,6 @@ def test_bad_clips_are_reported_and_the_run_goes_on(tmp_path, capsys):
 # ----------------------------------------------------------------------------- real GRID
 
 
-@pytest.fixture(scope="session")
-def grid_processed(grid_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("grid_processed")
-    summary = preprocess_corpus(grid_dir, out, PreprocessConfig(), workers=2, progress=False)
-    return out, summary
-
-
 def test_every_grid_clip_is_aligned_and_labelled(grid_processed, grid_videos):
     out, summary = grid_processed
     assert summary["failed"] == {}

@@ -73,6 +73,15 @@ def test_ddim_timesteps_and_steps_match_diffusers(schedule, prediction, steps):
                                    rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("steps", [1, 2, 7, 25, 50])
+def test_trailing_timesteps_match_diffusers(steps):
+    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing="trailing")
+    ref.set_timesteps(steps)
+    ts = _ours("cosine", "sample").ddim_timesteps(steps, "trailing")
+    assert torch.equal(ts, ref.timesteps)
+    assert ts[0] == 999  # every run starts from pure noise at the last timestep
+
+
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
 def test_ddim_stochastic_step_matches_diffusers(prediction):
     ref = _theirs(diffusers.DDIMScheduler, "cosine", prediction)
@@ -117,3 +126,5 @@ def test_bad_arguments_are_refused():
         make_betas(10, "sigmoid")
     with pytest.raises(ValueError, match="DDIM steps"):
         NoiseSchedule(100).ddim_timesteps(0)
+    with pytest.raises(ValueError, match="spacing"):
+        NoiseSchedule(100).ddim_timesteps(5, "linspace")

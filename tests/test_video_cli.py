@@ -64,3 +64,16 @@ def test_course_parameters_and_notebook_order(tmp_path):
     assert params["seed"] == 7 and params["epochs"] == 3 and params["config"] == "tiny"
     names = [nb.name for nb in notebooks()]
     assert names == sorted(names) and names[0] == "01_mfcc_windowing.ipynb"
+
+
+def test_course_summary_collects_times_tables_and_videos(tmp_path):
+    from coursekit.course import write_summary
+
+    (tmp_path / "07_evaluation").mkdir()
+    (tmp_path / "07_evaluation" / "evaluation.md").write_text("| row | PSNR |\n|---|---:|\n| model | 33.4 |\n")
+    (tmp_path / "08_your_own_face").mkdir()
+    (tmp_path / "08_your_own_face" / "talks.mp4").write_bytes(b"")
+    text = write_summary(tmp_path, {"01_a.ipynb": 12.0, "02_b.ipynb": 30.4}).read_text()
+    assert "| **total** | **42** |" in text
+    assert "| model | 33.4 |" in text and "08_your_own_face/talks.mp4" in text
+    assert "epochs" not in __import__("coursekit.course").course.DEFAULT_PARAMETERS

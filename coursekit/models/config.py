@@ -237,6 +237,8 @@ class DiffusionConfig:
     unet: the denoiser (its ``cond_dim`` is set to the fusion output width).
     timesteps, beta_schedule, prediction: the noise schedule (:mod:`.schedule`).
     sample_steps: default DDIM steps at inference.
+    timestep_spacing: which timesteps DDIM visits (:meth:`.schedule.NoiseSchedule.ddim_timesteps`);
+        ``"trailing"`` starts every run, however short, at the last timestep.
     """
 
     talker: TalkerConfig = field(default_factory=TalkerConfig.paper)
@@ -247,6 +249,7 @@ class DiffusionConfig:
     beta_schedule: str = "cosine"
     prediction: str = "sample"
     sample_steps: int = 25
+    timestep_spacing: str = "trailing"
 
     def __post_init__(self):
         if self.unet.cond_dim != self.talker.tcsan_channels:

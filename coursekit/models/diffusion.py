@@ -217,7 +217,7 @@ class DiffusionTalker(nn.Module):
         x = torch.randn((b, 1, 3, s, s), generator=gen).to(identity)
         x = x.expand(b, t, 3, s, s).flatten(0, 1).contiguous()  # one noise image per clip
         sched = self.schedule
-        ts = sched.ddim_timesteps(steps or self.cfg.sample_steps).tolist()
+        ts = sched.ddim_timesteps(steps or self.cfg.sample_steps, self.cfg.timestep_spacing).tolist()
         for k, step_t in enumerate(tqdm(ts, desc="DDIM", disable=not progress, leave=False)):
             out = torch.cat([self._guided(x[i:i + chunk], step_t, ids[i:i + chunk],
                                           id_face[i:i + chunk], cond[i:i + chunk], guidance)

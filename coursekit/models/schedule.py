@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "cosine")
@@ -148,13 +149,24 @@ class NoiseSchedule:
         return mean
 
     # --------------------------------------------------------------- DDIM
-    def ddim_timesteps(self, steps: int) -> torch.Tensor:
-        """The ``steps`` timesteps a DDIM run visits, descending (``"leading"`` spacing:
-        ``T/steps * k`` for ``k = steps-1 .. 0``)."""
+    def ddim_timesteps(self, steps: int, spacing: str = "leading") -> torch.Tensor:
+        """The ``steps`` timesteps a DDIM run visits, descending.
+
+        ``"leading"`` (diffusers' default): ``T/steps * k`` for ``k = steps-1 .. 0``, so a
+        1-step run starts at ``t = 0`` and a 2-step run at ``T/2``; ``"trailing"``: evenly
+        spaced down from ``T - 1`` (``round(T - k T/steps) - 1``), so even a few steps start
+        from pure noise at the last timestep (Lin et al., 2024, "Common diffusion noise
+        schedules and sample steps are flawed").
+        """
         if not 1 <= steps <= self.timesteps:
             raise ValueError(f"DDIM steps must be between 1 and {self.timesteps}, got {steps}")
-        ratio = self.timesteps // steps
-        return (torch.arange(steps) * ratio).flip(0)
+        if spacing == "leading":
+            ratio = self.timesteps // steps
+            return (torch.arange(steps) * ratio).flip(0)
+        if spacing == "trailing":
+            ratio = self.timesteps / steps
+            return torch.from_numpy(np.round(np.arange(self.timesteps, 0, -ratio)).astype(np.int64) - 1)
+        raise ValueError(f"spacing must be 'leading' or 'trailing', got {spacing!r}")
 
     def ddim_step(self, model_output: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
                   eta: float = 0.0, noise: torch.Tensor | None = None) -> torch.Tensor:
