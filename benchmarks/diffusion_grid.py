@@ -49,7 +49,8 @@ def main() -> None:
     from coursekit.infer import to_uint8
     from coursekit.metrics import mouth_opening
     from coursekit.models.config import DiffusionConfig
-    from coursekit.train.audio2au import Audio2AUTrainConfig, shuffle_partners, train_audio2au
+    from coursekit.train.audio2au import (Audio2AUTrainConfig, fit_length, shuffle_partners,
+                                          train_audio2au)
     from coursekit.train.common import load_checkpoint
     from coursekit.train.diffusion import DiffusionTrainConfig, load_renderer, train_diffusion
 
@@ -86,7 +87,7 @@ def main() -> None:
     for i in range(len(items)):
         it, other = items[i], items[partners[i]]
         n = len(it["mfcc"])
-        mfcc_other = torch.cat([other["mfcc"], other["mfcc"][-1:].expand(max(0, n - len(other["mfcc"])), -1, -1)])[:n]
+        mfcc_other = torch.from_numpy(fit_length(other["mfcc"].numpy(), n))
         t0 = time.time()
         own = generate(model, it["identity"], it["mfcc"], steps=args.steps)
         sample_seconds += time.time() - t0

@@ -159,3 +159,24 @@ class Audio2AU(nn.Module):
         self.requires_grad_(False)
         self.eval()
         return self
+
+
+class FreezableAudio2AU:
+    """Mixin for a model with an ``audio2au`` attribute (an :class:`Audio2AU` or None):
+    :meth:`freeze_audio2au` keeps the pre-trained networks fixed, and :meth:`train` keeps
+    them in eval mode afterwards (``nn.Module.train`` would switch them back)."""
+
+    _audio2au_frozen = False
+
+    def freeze_audio2au(self):
+        """Keep the pre-trained Audio2AU fixed (no gradients, eval mode, also under train())."""
+        if self.audio2au is not None:
+            self.audio2au.freeze()
+            self._audio2au_frozen = True
+        return self
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self._audio2au_frozen:
+            self.audio2au.eval()
+        return self

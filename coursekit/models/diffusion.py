@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .audio2au import Audio2AU
+from .audio2au import Audio2AU, FreezableAudio2AU
 from .config import DiffusionConfig, from_dict
 from .disentangle import MaskGenerator, split_identity
 from .encoders import AudioEncoder
@@ -50,7 +50,7 @@ class AudFaceEncoder(nn.Module):
         return self.fc(self.convs(image).mean(dim=(2, 3)))
 
 
-class DiffusionTalker(nn.Module):
+class DiffusionTalker(FreezableAudio2AU, nn.Module):
     """Audio2AU + audio encoder + attention-mask disentanglement + fusion + denoising UNet.
 
     Args:
@@ -73,7 +73,6 @@ class DiffusionTalker(nn.Module):
         self.unet = UNet(cfg.unet)
         self.null_cond = nn.Parameter(torch.zeros(cfg.unet.cond_dim))
         self.schedule = NoiseSchedule(cfg.timesteps, cfg.beta_schedule, cfg.prediction)
-        self._audio2au_frozen = False
 
     @classmethod
     def from_state(cls, model_config: dict, state: dict) -> "DiffusionTalker":
@@ -87,19 +86,6 @@ class DiffusionTalker(nn.Module):
     @property
     def image_size(self) -> int:
         return self.cfg.talker.image_size
-
-    def freeze_audio2au(self) -> "DiffusionTalker":
-        """Keep the pre-trained Audio2AU fixed (no gradients, eval mode, also under train())."""
-        if self.audio2au is not None:
-            self.audio2au.freeze()
-            self._audio2au_frozen = True
-        return self
-
-    def train(self, mode: bool = True) -> "DiffusionTalker":
-        super().train(mode)
-        if self._audio2au_frozen:
-            self.audio2au.eval()
-        return self
 
     def condition(self, identity: torch.Tensor, mfcc: torch.Tensor,
                   aus: torch.Tensor | None = None, au_only: torch.Tensor | None = None) -> dict:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .audio2au import Audio2AU
+from .audio2au import Audio2AU, FreezableAudio2AU
 from .config import TalkerConfig
 from .decoder import ImageDecoder
 from .encoders import AudioEncoder, IdentityEncoder
@@ -31,7 +31,7 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-class Talker(nn.Module):
+class Talker(FreezableAudio2AU, nn.Module):
     """Identity encoder + audio encoder + Audio2AU + fusion + U-Net image decoder.
 
     Args:
@@ -53,20 +53,6 @@ class Talker(nn.Module):
         self.in_dims = {"id": cfg.id_dim, "audio": cfg.audio_dim, "au": cfg.au_dim}
         self.fusion = make_fusion(cfg, self.in_dims)
         self.decoder = ImageDecoder(cfg, self.fusion.out_dim)
-        self._audio2au_frozen = False
-
-    def freeze_audio2au(self) -> "Talker":
-        """Keep the pre-trained Audio2AU fixed (no gradients, eval mode, also under train())."""
-        if self.audio2au is not None:
-            self.audio2au.freeze()
-            self._audio2au_frozen = True
-        return self
-
-    def train(self, mode: bool = True) -> "Talker":
-        super().train(mode)
-        if self._audio2au_frozen:
-            self.audio2au.eval()
-        return self
 
     def features(self, identity: torch.Tensor, mfcc: torch.Tensor) -> dict:
         """Steps 1-4: ``f (B, T, fused_dim)``, ``skips`` (4 maps, ``(B, c, h, w)``), and
