@@ -51,9 +51,9 @@ def main() -> None:
 
     from coursekit.data.dataset import load_index
     from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
-    from coursekit.train.audio2au import (MODEL_PRESETS, Audio2AUTrainConfig,
-                                          evaluate_audio2au, holdout_split, results_table,
-                                          train_audio2au)
+    from coursekit.data.splits import make_split
+    from coursekit.evaluate import evaluate_audio2au, results_table
+    from coursekit.train.audio2au import MODEL_PRESETS, Audio2AUTrainConfig, train_audio2au
 
     torch.set_num_threads(1)
     load_start = os.getloadavg()[0]
@@ -64,7 +64,8 @@ def main() -> None:
     print(f"preprocess: {prep['done']} clips done, {prep['skipped']} already there, "
           f"{len(prep['failed'])} failed, {prep_s:.0f} s")
     clips = [c for c in load_index(args.proc) if c["speaker"] == "s1"]
-    train, held = holdout_split(clips)  # sorted names, every 5th held out
+    split = make_split(clips)  # sorted names, every 5th held out
+    train, held = split.train, split.test
     print(f"{len(train)} train / {len(held)} held-out clips; training {args.minutes} min")
 
     cfg = Audio2AUTrainConfig(epochs=args.epochs, max_minutes=args.minutes, seed=args.seed,

@@ -2,7 +2,7 @@
 
 1. preprocess ``$COURSEKIT_GRID_DIR/s1`` at 64 px (dlib landmarks, AU labels from the landmark
    estimator), skipped when already done;
-2. split s1 into 100 training / 25 held-out utterances (every 5th, ``holdout_split``);
+2. split s1 into 100 training / 25 held-out utterances (every 5th, ``select_clips``);
 3. pre-train Audio2AU on the training clips (``--a2a-minutes``);
 4. train the tiny diffusion renderer (``--train-steps`` optimizer steps, fixed so the result
    does not depend on the machine's load);
@@ -44,13 +44,13 @@ def main() -> None:
 
     from coursekit.data.dataset import TalkingFaceDataset
     from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
-    from coursekit.evaluate import COLUMNS, evaluate_checkpoint, format3, generate, select_clips
+    from coursekit.evaluate import (COLUMNS, evaluate_checkpoint, fit_length, format3, generate,
+                                    select_clips, shuffle_partners)
     from coursekit.face import LandmarkDetector, track_landmarks
     from coursekit.infer import to_uint8
     from coursekit.metrics import mouth_opening
     from coursekit.models.config import DiffusionConfig
-    from coursekit.train.audio2au import (Audio2AUTrainConfig, fit_length, shuffle_partners,
-                                          train_audio2au)
+    from coursekit.train.audio2au import Audio2AUTrainConfig, train_audio2au
     from coursekit.train.common import load_checkpoint
     from coursekit.train.diffusion import DiffusionTrainConfig, load_renderer, train_diffusion
 

@@ -2,7 +2,7 @@
 
 1. preprocess ``data_samples/`` at 64 px with its ground truth (skipped when already done);
 2. train :class:`coursekit.models.syncnet.SyncNet` (``SyncNetConfig.tiny()``) on the training
-   utterances of spk1-spk4 (:func:`coursekit.train.audio2au.holdout_split`), one thread, timed;
+   utterances of spk1-spk4 (:func:`coursekit.train.talker.pipeline_split`), one thread, timed;
 3. sync scores (:func:`coursekit.metrics.sync_scores`) of the held-out utterances of the same
    speakers and of every clip of the unseen speakers spk5-spk6: real frames with their own
    audio, with another utterance's audio (shuffled) and delayed by 5 frames.
@@ -69,23 +69,15 @@ def main() -> None:
     import coursekit  # noqa: F401  (before torch)
     import torch
 
-    from coursekit.data.corpus import SAMPLES_DIR
-    from coursekit.data.dataset import load_index
-    from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
+    from _setup import tiny_samples
     from coursekit.models.syncnet import SyncNetConfig
-    from coursekit.train.audio2au import holdout_split
     from coursekit.train.syncnet import (SyncNetTrainConfig, evaluate_syncnet, load_syncnet,
                                          train_syncnet)
 
-    torch.set_num_threads(args.threads)
     work = Path(args.work)
-    data = work / "processed64"
-    preprocess_corpus(SAMPLES_DIR, data, PreprocessConfig(size=64, landmarks="ground_truth",
-                                                          aus="ground_truth"), workers=2)
-    clips = load_index(data)
-    seen = [c for c in clips if c["speaker"] in ("spk1", "spk2", "spk3", "spk4")]
-    unseen = [c for c in clips if c["speaker"] not in ("spk1", "spk2", "spk3", "spk4")]
-    train, held = holdout_split(seen)
+    samples = tiny_samples(work, threads=args.threads)
+    data, split = samples.data, samples.split
+    train, held, unseen = split.train, split.heldout, split.unseen
     model_cfg = SyncNetConfig.tiny()
     cfg = SyncNetTrainConfig(steps=args.steps, max_minutes=args.minutes, num_threads=args.threads)
     result = train_syncnet(data, train, work / "syncnet.pt", model_cfg, cfg,

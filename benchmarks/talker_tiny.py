@@ -4,8 +4,9 @@
 2. train the tiny pipeline (AU classifier, Audio2AU, talker) on the training utterances of the
    training speakers (spk1-spk4), timed;
 3. train the *judge*: another AU classifier (another seed) on the same real training frames;
-4. AU occurrence F1 of the frames generated for held-out utterances, beside copy identity,
-   shuffled audio and position only; and silent audio (the mouth must stay closed and still).
+4. AU occurrence F1 of the frames generated for held-out utterances and for the test speakers
+   spk5-spk6 (never trained on), beside copy identity, shuffled audio and position only; and
+   silent audio (the mouth must stay closed and still).
 
 Writes a Markdown report (``--out``, default ``benchmarks/talker_tiny.md``).
 
@@ -33,21 +34,16 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from _setup import f1_rows, tiny_samples
     from coursekit.au import AUS
-    from coursekit.data.corpus import SAMPLES_DIR
-    from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
     from coursekit.evaluate import evaluate_talker, silence_check
     from coursekit.train.au_classifier import (AUClassifierTrainConfig, load_au_classifier,
                                                train_au_classifier)
-    from coursekit.train.talker import PipelineConfig, load_talker, train_pipeline
+    from coursekit.train.talker import load_talker, train_pipeline
 
-    torch.set_num_threads(2)
     work = Path(args.work)
-    data = work / "processed64"
-    preprocess_corpus(SAMPLES_DIR, data, PreprocessConfig(size=64, landmarks="ground_truth",
-                                                          aus="ground_truth"), workers=2)
-    cfg = PipelineConfig.tiny()
-    cfg.test_speakers = ("spk5", "spk6")
+    samples = tiny_samples(work)
+    data, cfg, split = samples.data, samples.cfg, samples.split
     cfg.talker.max_minutes = args.minutes
     start = time.time()
     result = train_pipeline(data, work / "run", cfg)
@@ -57,21 +53,23 @@ def main() -> None:
     judge = load_au_classifier(judge_path)
     model, ckpt = load_talker(result["paths"]["talker"])
     stats = (ckpt["mfcc_mean"], ckpt["mfcc_std"])
-    scores = evaluate_talker(model, judge, data, result["test"], result["train"], stats)
-    silent = silence_check(model, judge, data, result["test"], stats)
+    scores = evaluate_talker(model, judge, data, split.heldout, split.train, stats)
+    unseen = evaluate_talker(model, judge, data, split.unseen, split.train, stats)
+    silent = silence_check(model, judge, data, split.heldout, stats)
 
+    head = ["| frames | " + " | ".join(AUS) + " | mean |", "|---|" + "---:|" * (len(AUS) + 1)]
     lines = [f"# Tiny talker on the samples\n",
              f"Machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}. "
              f"Date: {time.strftime('%Y-%m-%d')}. Whole pipeline (AU classifier, Audio2AU, talker "
              f"at {args.minutes} min) trained in **{train_minutes:.1f} min**, "
              f"{ckpt['steps']} talker steps. Train: {len(result['train'])} clips of spk1-spk4; "
-             f"held out: {len(result['test'])} utterances of the same speakers.\n",
+             f"held out: {len(split.heldout)} utterances of the same speakers, and the "
+             f"{len(split.unseen)} clips of the test speakers spk5-spk6.\n",
              "AU occurrence F1 of the frames, read by the judge (an AU classifier trained on real "
              "frames only, never used as a loss):\n",
-             "| frames | " + " | ".join(AUS) + " | mean |", "|---|" + "---:|" * (len(AUS) + 1)]
-    for name, s in scores.items():
-        f1 = s["f1"]
-        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in f1) + f" | **{f1.mean():.3f}** |")
+             *head, *f1_rows(scores), "",
+             "The same on the test speakers (faces and voices never trained on):", "",
+             *head, *f1_rows(unseen)]
     lines += ["", "Silent audio (generated from digital silence, same identities):", "",
               f"- AU25/AU26 occurrence on silent frames: {silent['au25']:.3f} / {silent['au26']:.3f} "
               f"(speech: {silent['speech_au25']:.3f} / {silent['speech_au26']:.3f})",

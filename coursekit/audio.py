@@ -33,6 +33,10 @@ exactly centred on ``t_k``, with 14 cells of context on each side. Windows that 
 past the ends of the recording repeat the first or last MFCC frame ("edge" padding):
 recordings start and end in their own background noise, and repeating it is closer to the
 truth than inventing digital silence.
+
+Time 0 is the first video frame: :func:`load_video_audio` reads a video's sound by the
+streams' timestamps (phones often start the audio stream seconds after the video), padding
+the silence that was never recorded instead of sliding the speech onto the wrong frames.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ FPS = 25.0
 VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".flv"}
 """Containers that go straight to ffmpeg; anything else is tried with libsndfile first."""
 
+MAX_TAIL_SHORTFALL_S = 0.5
+""":func:`load_video_audio` pads at most this much silence after the end of a video's audio."""
+
 SILENCE_DBFS = -60.0
 """Recordings whose peak level is below this (dB relative to full scale) count as silent."""
 
@@ -90,7 +97,12 @@ def load_audio(path: str | os.PathLike, sr: int | None = SAMPLE_RATE, *,
         AudioError: not decodable, no audio stream, zero samples, or silent while
             ``allow_silent`` is False. The message names the file.
     """
-    path = Path(path)
+    return _load(Path(path), sr, allow_silent)
+
+
+def _load(path: Path, sr: int | None, allow_silent: bool,
+          video_start: float | None = None) -> tuple[np.ndarray, int]:
+    """:func:`load_audio`; with ``video_start``, sample 0 is that time of the file."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such audio or video file")
     if path.stat().st_size == 0:
@@ -104,7 +116,7 @@ def load_audio(path: str | os.PathLike, sr: int | None = SAMPLE_RATE, *,
         except Exception:  # not a format libsndfile knows: let ffmpeg try
             data = None
     if data is None:
-        data, native_sr = _read_with_ffmpeg(path)
+        data, native_sr = _read_with_ffmpeg(path, video_start)
     if data.shape[0] == 0:
         raise AudioError(f"{path}: the audio stream is empty (0 samples)")
     audio = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
@@ -124,15 +136,23 @@ def load_audio(path: str | os.PathLike, sr: int | None = SAMPLE_RATE, *,
     return np.ascontiguousarray(audio, dtype=np.float32), int(sr)
 
 
-def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of any container to float32 ``(n, channels)``."""
+def _read_with_ffmpeg(path: Path, start: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of any container to float32 ``(n, channels)``.
+
+    With ``start`` (a time on the streams' own clock, ``-copyts``), the samples are placed
+    by their timestamps with sample 0 at ``start``: silence before a later first sample and
+    in any gap, samples before ``start`` cut.
+    """
     import imageio_ffmpeg
     import soundfile
 
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "audio.wav"
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path),
-               "-map", "0:a:0", "-vn", "-acodec", "pcm_f32le", "-f", "wav", str(wav)]
+        place = [] if start is None else [
+            "-af", f"asetpts=PTS-{float(start)!r}/TB,aresample=async=1:first_pts=0"]
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error",
+               *(["-copyts"] if place else []), "-i", str(path),
+               "-map", "0:a:0", "-vn", *place, "-acodec", "pcm_f32le", "-f", "wav", str(wav)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not wav.is_file():
             err = proc.stderr.strip()
@@ -142,6 +162,41 @@ def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
             raise AudioError(f"{path}: not a readable audio or video file ({last})")
         data, native_sr = soundfile.read(str(wav), dtype="float32", always_2d=True)
     return data, int(native_sr)
+
+
+def load_video_audio(path: str | os.PathLike, sr: int | None = SAMPLE_RATE, *,
+                     duration: float | None = None, allow_silent: bool = True,
+                     max_shortfall_s: float = MAX_TAIL_SHORTFALL_S) -> tuple[np.ndarray, int]:
+    """The sound of a video on the video's timeline, ready to pair with its frames.
+
+    Phones often start the audio stream later than the video (a 2.4 s ``start_time`` is
+    common): the samples are placed by the streams' timestamps, so sample 0 is the first
+    video frame; a late start is padded with silence, an early one cut. With ``duration``
+    (the video's ``n_frames / fps``) the end is padded with silence or cut to it. Files
+    with no video stream (``.wav``, an audio-only ``.mp4``) are read as :func:`load_audio`.
+
+    Returns:
+        ``(audio, sr)`` as :func:`load_audio`; ``round(duration * sr)`` samples if given.
+
+    Raises:
+        FileNotFoundError, AudioError: as :func:`load_audio`, and when the audio ends more
+            than ``max_shortfall_s`` before ``duration`` (mismatched lengths, naming the file).
+    """
+    from .video import video_start
+
+    path = Path(path)
+    start = video_start(path) if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file() else None
+    audio, sr = _load(path, sr, allow_silent, start)
+    if start is None or duration is None:
+        return audio, sr
+    target = int(round(duration * sr))
+    shortfall = (target - audio.size) / sr
+    if shortfall > max_shortfall_s:
+        raise AudioError(f"{path}: mismatched lengths: the audio track ends {shortfall:.2f} s "
+                         f"before the video ({duration:.2f} s)")
+    if audio.size < target:
+        audio = np.concatenate([audio, np.zeros(target - audio.size, np.float32)])
+    return np.ascontiguousarray(audio[:target]), sr
 
 
 def resample(audio: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:

@@ -7,11 +7,13 @@
                            [--set KEY=VALUE ...]
     coursekit preprocess SRC DST [--workers 2] [--landmarks detect|ground-truth]
     coursekit train talker tiny|paper|CONFIG.json --data DIR --out DIR [--renderer decoder|diffusion]
-                       [--minutes 6] [--resume]
-    coursekit train audio2au --data DIR --out DIR [--minutes 5]
+                       [--minutes 6] [--resume] [--test-speakers s5,s6] [--split utterance|paper]
+    coursekit train audio2au --data DIR --out DIR [--minutes 5] [--test-speakers s5,s6]
+                       [--split utterance|paper]
     coursekit au calibrate
     coursekit evaluate CKPT --data DIR [--judge J] [--syncnet S] [--clips heldout|all]
-                       [--speakers spk1,spk2] [--steps N] [--seed 0] [--out DIR]
+                       [--speakers spk1,spk2] [--test-speakers s5,s6] [--split utterance|paper]
+                       [--steps N] [--seed 0] [--out DIR]
     coursekit generate --checkpoint CKPT --face IMAGE --audio AUDIO --out OUT.mp4
                        [--paste-back] [--device cpu] [--seed 0] [--steps N]
     coursekit samples generate [--out data_samples] [--speakers 6] [--utterances 10]
@@ -83,8 +85,9 @@ def _evaluate(args) -> int:
             if path is not None and not Path(path).is_file():
                 raise FileNotFoundError(f"{path}: no such {what} checkpoint")
         results = evaluate_checkpoint(gen, args.data, judge=judge, syncnet=syncnet,
-                                      clips=args.clips, speakers=args.speakers, steps=args.steps,
-                                      seed=args.seed, max_clips=args.max_clips)
+                                      clips=args.clips, speakers=args.speakers,
+                                      test_speakers=args.test_speakers, split=args.split,
+                                      steps=args.steps, seed=args.seed, max_clips=args.max_clips)
     except (FileNotFoundError, InferError, ValueError) as err:
         print(f"coursekit evaluate: error: {err}", file=sys.stderr)
         return 2
@@ -145,7 +148,8 @@ def _au_calibrate(args) -> int:
 def _train_talker(args) -> int:
     import json
 
-    from .train.talker import PipelineConfig, train_pipeline
+    from .data.splits import split_settings
+    from .train.talker import PipelineConfig, pipeline_split, train_pipeline
 
     if args.config in ("tiny", "paper"):
         cfg = getattr(PipelineConfig, args.config)(renderer=args.renderer or "decoder")
@@ -157,15 +161,31 @@ def _train_talker(args) -> int:
         cfg.set_minutes(args.minutes)
     if args.device:
         cfg.set_device(args.device)
+    try:
+        if args.split or args.test_speakers:
+            settings = split_settings(args.split, args.test_speakers)
+            cfg.test_speakers = tuple(settings["test_speakers"] or ())
+            cfg.holdout_every = settings["holdout_every"]
+        pipeline_split(args.data, cfg)  # bad speakers or data: an error before any training
+    except (FileNotFoundError, ValueError) as err:
+        print(f"coursekit train talker: error: {err}", file=sys.stderr)
+        return 2
     result = train_pipeline(args.data, args.out, cfg, resume=args.resume)
+    print(f"split: {result['split'].describe()}")
     for name, path in result["paths"].items():
         print(f"{name}: {path}")
     return 0
 
 
 def _train_audio2au(args) -> int:
+    from .data.splits import load_split, split_settings
     from .train.audio2au import cli
 
+    try:  # bad speakers or data: an error before any training
+        load_split(args.data, **split_settings(args.split, args.test_speakers))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"coursekit train audio2au: error: {err}", file=sys.stderr)
+        return 2
     return cli(args) or 0
 
 
@@ -187,6 +207,19 @@ def _generate(args) -> int:
         return 2
     print(f"wrote {out} ({time.time() - start:.1f} s)")
     return 0
+
+
+def _split_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--test-speakers`` and ``--split``: the split of :func:`coursekit.data.splits.make_split`
+    (give ``coursekit evaluate`` the same ones as ``coursekit train``)."""
+    from .data.splits import GRID_TEST_SPEAKERS, SPLITS
+
+    parser.add_argument("--test-speakers", metavar="S1,S2",
+                        help="comma-separated speakers kept out of training and evaluated")
+    parser.add_argument("--split", choices=tuple(SPLITS),
+                        help="utterance: every 5th utterance per speaker held out (default); "
+                        "paper: GRID's 27 training / 6 test speakers "
+                        f"({', '.join(GRID_TEST_SPEAKERS)})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     talker.add_argument("--device", help="cpu, cuda, cuda:1, ...")
     talker.add_argument("--resume", action="store_true", help="keep finished stages in --out "
                         "and continue the end-to-end stage from its last checkpoint")
+    _split_arguments(talker)
     talker.set_defaults(func=_train_talker)
     a2a = train.add_parser("audio2au", help="pretrain Audio2AU (MFCC windows -> AUs)")
     a2a.add_argument("--data", required=True)
@@ -241,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     a2a.add_argument("--minutes", type=float, default=5.0)
     a2a.add_argument("--epochs", type=int, default=100)
     a2a.add_argument("--seed", type=int, default=0)
+    _split_arguments(a2a)
     a2a.set_defaults(func=_train_audio2au)
 
     aus = sub.add_parser("au", help="the landmark AU estimator").add_subparsers(
@@ -259,8 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--syncnet", help="sync expert (default: checkpoints/tiny/syncnet.pt for "
                     "64 px generators)")
     ev.add_argument("--clips", choices=("heldout", "all"), default="heldout",
-                    help="held-out utterances (every 5th per speaker, default) or all clips")
+                    help="the clips training left out (default: every 5th utterance per "
+                    "speaker and the test speakers' clips) or all clips")
     ev.add_argument("--speakers", help="comma-separated speakers (default: all)")
+    _split_arguments(ev)
     ev.add_argument("--max-clips", type=int, help="evaluate only the first N clips")
     ev.add_argument("--steps", type=int, help="sampling steps of a diffusion renderer")
     ev.add_argument("--seed", type=int, default=0, help="noise seed of a diffusion renderer")

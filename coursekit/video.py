@@ -67,6 +67,24 @@ def probe_streams(path: str | os.PathLike) -> set[str]:
     return kinds
 
 
+def video_start(path: str | os.PathLike) -> float | None:
+    """Presentation time (s) of the first frame of the video stream; ``None`` without one.
+
+    The time is the stream's own timestamp (ffmpeg ``-copyts``), so it compares with the
+    audio stream's (see :func:`coursekit.audio.load_video_audio`); it is read from the
+    ``showinfo`` filter on the first decoded frame, so edit lists and B-frame delays count.
+    """
+    import re
+
+    proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-copyts",
+                           "-i", str(path), "-map", "0:v:0", "-frames:v", "1",
+                           "-vf", "showinfo", "-f", "null", "-"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    found = re.search(r"\bn:\s*0\s+pts:\s*\S+\s+pts_time:\s*(-?[0-9.]+(?:e[-+]?\d+)?)", proc.stderr)
+    return float(found.group(1)) if found else 0.0
+
+
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 25.0,
                 audio: np.ndarray | None = None, sr: int | None = None, *,
                 crf: int = 18) -> Path:

@@ -155,15 +155,17 @@ def test_command_reports_errors_without_a_traceback(photo, tmp_path, capsys):
 
 def test_unknown_renderer(tmp_path):
     path = tmp_path / "other.pt"
-    torch.save({"renderer": "gan", "model": {}}, path)
+    torch.save({"renderer": "gan", "model": {}, "model_config": {}}, path)
     with pytest.raises(ValueError, match=r"other\.pt: unknown renderer 'gan'.*decoder"):
         infer.load_generator(path)
     torch.save({"weights": {}}, path)
-    with pytest.raises(ValueError, match=r"other\.pt: not a talker checkpoint"):
+    with pytest.raises(ValueError, match=r"other\.pt: not a coursekit checkpoint"):
         infer.load_generator(path)
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"other\.pt: not a readable checkpoint"):
         infer.load_generator(path)
+    with pytest.raises(ValueError, match=r"judge\.pt: a 'au_classifier' checkpoint, expected"):
+        infer.load_generator(CHECKPOINT.parent / "judge.pt")
     with pytest.raises(ValueError, match=r"talker\.pt: cannot run on 'gpu0'"):
         infer.load_generator(CHECKPOINT, "gpu0")
 

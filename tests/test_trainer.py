@@ -20,8 +20,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
-from coursekit.train.common import load_checkpoint, read_csv_log
-from coursekit.train.trainer import Trainer, TrainerConfig, epoch_batches, rng_state, set_rng_state
+from coursekit.checkpoint import read_checkpoint
+from coursekit.train.common import read_csv_log
+from coursekit.train.state import epoch_batches, rng_state, set_rng_state
+from coursekit.train.trainer import Trainer, TrainerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +109,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     try:
         while time.time() < deadline and proc.poll() is None:
             if (out / "last.pt").is_file():
-                killed_at = load_checkpoint(out / "last.pt")["step"]
+                killed_at = read_checkpoint(out / "last.pt")["training"]["step"]
                 if killed_at >= 2:
                     os.kill(proc.pid, signal.SIGKILL)
                     break
@@ -117,7 +119,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
             proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()[-2000:]
-    assert 2 <= load_checkpoint(out / "last.pt")["step"] < 12
+    assert 2 <= read_checkpoint(out / "last.pt")["training"]["step"] < 12
     resumed = run(out, resume=True, **KILL_RUN)
     whole = run(tmp_path / "whole", **KILL_RUN)
     assert resumed.step == 12
@@ -160,9 +162,10 @@ def test_two_ddp_processes_equal_one_with_double_batch(tmp_path):
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     single = run(tmp_path / "single", **{**DDP_RUN, "batch_size": 2 * DDP_RUN["batch_size"]})
-    ckpt = load_checkpoint(out / "last.pt")
-    assert ckpt["step"] == single.step == 6 and ckpt["world_size"] == 2
-    assert len(ckpt["rng"]) == 2  # both ranks' RNG states
+    ckpt = read_checkpoint(out / "last.pt")
+    state = ckpt["training"]
+    assert state["step"] == single.step == 6 and state["world_size"] == 2
+    assert len(state["rng"]) == 2  # both ranks' RNG states
     ddp_model = make_model()
     ddp_model.load_state_dict(ckpt["model"])
     assert_same(ddp_model, single.model, 1e-5)
@@ -219,12 +222,15 @@ def test_bf16_autocast_on_cpu_trains_and_fp16_is_refused(tmp_path):
 
 def test_checkpoint_loads_weights_only_and_restores_rngs(tmp_path):
     t = run(tmp_path, dropout=0.1, ema_decay=0.5, max_steps=3)
-    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
-    assert {"model", "optimizer", "scaler", "ema", "step", "epoch", "batch", "rng",
-            "config", "seconds"} <= set(ckpt)
+    full = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert {"kind", "format_version", "model_config", "model", "ema", "meta",
+            "training"} <= set(full)
+    ckpt = full["training"]
+    assert {"optimizer", "scaler", "step", "epoch", "batch", "rng", "config", "seconds",
+            "extra"} <= set(ckpt)
     assert ckpt["step"] == 3 and ckpt["epoch"] == 0 and ckpt["batch"] == 3
     assert ckpt["config"]["batch_size"] == 4 and ckpt["config"]["betas"] == [0.9, 0.999]
-    assert set(ckpt["ema"]) == set(t.model.state_dict())
+    assert set(full["ema"]) == set(t.model.state_dict())
     import random
 
     set_rng_state(ckpt["rng"][0])
@@ -242,7 +248,7 @@ def test_checkpoint_loads_weights_only_and_restores_rngs(tmp_path):
 def test_max_minutes_stops_cleanly_with_a_checkpoint(tmp_path):
     t = run(tmp_path, max_steps=1000, max_minutes=0.6 / 60, on_step=slow_hook)
     assert 1 <= t.step < 10 and t.seconds >= 0.6
-    assert load_checkpoint(t.checkpoint_path)["step"] == t.step
+    assert read_checkpoint(t.checkpoint_path)["training"]["step"] == t.step
     again = run(tmp_path, max_steps=1000, max_minutes=0.6 / 60, resume=True)  # budget spent
     assert again.step == t.step
 

@@ -13,7 +13,7 @@ import torch
 from coursekit import widgets
 from coursekit.data.corpus import SAMPLES_DIR
 from coursekit.face import LandmarkDetector, template
-from coursekit.train.common import load_checkpoint, save_checkpoint
+from coursekit.checkpoint import read_checkpoint, save_model
 
 CHECKPOINTS = SAMPLES_DIR.parent / "checkpoints" / "tiny"
 DIFFUSION = CHECKPOINTS / "diffusion.pt"
@@ -42,11 +42,10 @@ def random_checkpoint(tmp_path_factory):
 
     torch.manual_seed(0)
     cfg = DiffusionConfig.tiny()
-    stats = load_checkpoint(CHECKPOINTS / "audio2au.pt")
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "diffusion.pt", renderer="diffusion",
-                           model=DiffusionTalker(cfg).state_dict(),
-                           model_config=dataclasses.asdict(cfg),
-                           mfcc_mean=stats["mfcc_mean"], mfcc_std=stats["mfcc_std"])
+    meta = read_checkpoint(CHECKPOINTS / "audio2au.pt")["meta"]
+    return save_model(tmp_path_factory.mktemp("ckpt") / "diffusion.pt", "diffusion",
+                      DiffusionTalker(cfg), dataclasses.asdict(cfg),
+                      meta={"mfcc_mean": meta["mfcc_mean"], "mfcc_std": meta["mfcc_std"]})
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +147,38 @@ def test_generator_app_readable_errors(app, tmp_path):
 
     app.add_face("notes.txt", b"not an image")
     assert "not a readable image" in app.status.value
+
+
+def test_generator_app_loads_the_checkpoint_once(tmp_path, detector, monkeypatch):
+    from coursekit import infer
+
+    loads = []
+    load_generator = infer.load_generator
+
+    def counted(*args, **kwargs):
+        loads.append(args)
+        return load_generator(*args, **kwargs)
+
+    monkeypatch.setattr(infer, "load_generator", counted)
+    app = widgets.generator_app(TALKER, SAMPLES_DIR, tmp_path, detector=detector)
+    first, second = app.generate(), app.generate()
+    assert first is not None and second is not None, app.status.value
+    assert first != second and first.is_file() and second.is_file()
+    assert len(loads) == 1  # built once, both clicks reuse the session's generator
+
+
+def test_session_renders_its_face(random_checkpoint, detector):
+    session = widgets.Session.open(random_checkpoint, detector=detector)
+    assert session.name == "diffusion" and session.image_size == 64
+    session.set_face(widgets.sample_faces()["spk1"])
+    frame = session.render([0, 0, 0, 2, 2], steps=2, seed=1)
+    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+    expected = widgets.render_with_aus(session.model, session.crop, [0, 0, 0, 2, 2], steps=2,
+                                       seed=1)
+    assert np.array_equal(frame, widgets.to_uint8(expected[None])[0])
+    assert session.render([[0] * 5, [0, 0, 0, 5, 5]], steps=2).shape == (2, 64, 64, 3)
+    editor = widgets.au_editor(session, steps=2)  # the session's face, its model: no reload
+    assert editor.session is session and np.array_equal(editor.crop, session.crop)
 
 
 def test_uploads_go_through_the_file_upload_widgets(app):

@@ -28,15 +28,15 @@ row ``k`` of each belongs to video frame ``k`` (time ``k / fps``). ``meta.json``
 last (atomically), so **a clip folder without ``meta.json`` is incomplete** (an interrupted
 run) and is ignored by :func:`load_index`, as are hidden (``.``-prefixed) temporary folders.
 
-Reading it: :func:`load_index` lists the complete clips; :func:`split_clips` (or
-:func:`split_clips3`) splits them by speaker or by utterance; :class:`TalkingFaceDataset`
+Reading it: :func:`load_index` lists the complete clips; :mod:`coursekit.data.splits`
+splits them (:func:`split_clips` and :func:`split_clips3` are its by-speaker and hashed
+by-utterance rules as tuples); :class:`TalkingFaceDataset`
 serves whole clips or windows through memory maps; :func:`collate` batches its items;
 :func:`mfcc_stats` gives the training clips' MFCC statistics for ``normalize_mfcc``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from .splits import hashed_utterance_split, speaker_split
 
 FORMAT = "coursekit-processed"
 VERSION = 1
@@ -108,66 +110,24 @@ def load_index(root: str | Path) -> list[dict]:
 # ----------------------------------------------------------------------------- splits
 
 
-def _unit_hash(key: str, seed: int) -> float:
-    """A stable pseudo-random number in [0, 1) for ``key`` (same on every machine and run)."""
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
-
-
-def _pick_speakers(speakers: list[str], spec, seed: int, what: str) -> set[str]:
-    if spec is None:
-        return set()
-    if isinstance(spec, (list, tuple, set, frozenset)):
-        unknown = set(spec) - set(speakers)
-        if unknown:
-            raise ValueError(f"{what} speakers not in the clips: {sorted(unknown)}")
-        return set(spec)
-    frac = float(spec)
-    if not 0.0 <= frac < 1.0:
-        raise ValueError(f"{what} fraction must be in [0, 1), got {frac}")
-    n = int(round(frac * len(speakers)))
-    if frac > 0 and len(speakers) > 1:
-        n = min(max(n, 1), len(speakers) - 1)  # at least one, never all of them
-    order = np.random.default_rng(seed).permutation(len(speakers))
-    return {speakers[i] for i in order[:n]}
-
-
 def split_clips3(clips: list[dict], by: str = "speaker", val=0.1, test=0.1,
                  seed: int = 0) -> tuple[list[dict], list[dict], list[dict]]:
     """Split clips three ways: ``(train, val, test)``, each in the input order.
 
-    ``by="speaker"``: no speaker in two parts; ``val`` / ``test`` are lists of speakers or
-    fractions of the speakers (drawn by a permutation seeded by ``seed``, test first).
-    ``by="utterance"``: ``val`` / ``test`` are fractions of the clips; each clip goes by a
-    stable hash ``u`` in [0, 1) of ``seed`` and ``"speaker/utt"`` (``u < test``: test,
-    ``u < test + val``: val), so adding clips never moves the others.
+    ``by="speaker"``: :func:`~coursekit.data.splits.speaker_split` (no speaker in two parts;
+    ``val`` / ``test`` are lists of speakers or fractions of the speakers, drawn by a stable
+    hash of their names). ``by="utterance"``:
+    :func:`~coursekit.data.splits.hashed_utterance_split` (``val`` / ``test`` are fractions
+    of the clips, each clip placed by a stable hash of ``seed`` and ``"speaker/utt"``, so
+    adding clips never moves the others).
     """
     if by == "speaker":
-        speakers = sorted({c["speaker"] for c in clips})
-        test_spk = _pick_speakers(speakers, test, seed, "test")
-        rest = [s for s in speakers if s not in test_spk]
-        if isinstance(val, float) and rest:  # a fraction of all speakers, drawn from the rest
-            val = min(val * len(speakers) / len(rest), 0.999)
-        val_spk = _pick_speakers(rest, val, seed + 1, "validation")
-        if val_spk & test_spk:
-            raise ValueError(f"speakers both in val and test: {sorted(val_spk & test_spk)}")
-        part = {s: 2 if s in test_spk else 1 if s in val_spk else 0 for s in speakers}
-        labels = [part[c["speaker"]] for c in clips]
+        parts = speaker_split(clips, test=test, val=val, seed=seed)
     elif by in ("utterance", "utt"):
-        val, test = float(val or 0.0), float(test or 0.0)
-        if val < 0 or test < 0 or val + test >= 1:
-            raise ValueError(f"utterance split needs fractions with val + test < 1, "
-                             f"got val={val}, test={test}")
-        labels = []
-        for c in clips:
-            u = _unit_hash(f"{c['speaker']}/{c['utt']}", seed)
-            labels.append(2 if u < test else 1 if u < test + val else 0)
+        parts = hashed_utterance_split(clips, val=val, test=test, seed=seed)
     else:
         raise ValueError(f"by must be 'speaker' or 'utterance', got {by!r}")
-    parts = ([], [], [])
-    for clip, label in zip(clips, labels):
-        parts[label].append(clip)
-    return parts
+    return parts.train, parts.val, parts.test
 
 
 def split_clips(clips: list[dict], by: str = "speaker", test=0.2,
@@ -274,8 +234,12 @@ class TalkingFaceDataset(Dataset):
         return np.array(arr[start:stop])
 
     def __getitem__(self, i: int) -> dict:
-        clip, folder = self.clips[i], self.clip_dir(i)
         start, n_real = self.window(i)
+        return self._item(i, start, n_real)
+
+    def _item(self, i: int, start: int, n_real: int) -> dict:
+        """Clip ``i``'s frames ``[start, start + n_real)``, padded to ``seq_len``."""
+        clip, folder = self.clips[i], self.clip_dir(i)
         length = n_real if self.seq_len is None else self.seq_len
         item = {}
         for field in self.fields:

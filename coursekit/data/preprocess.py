@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import au
-from ..audio import load_audio, mfcc_windows
+from ..audio import load_audio, load_video_audio, mfcc_windows
 from ..face import LandmarkDetector, align_clip
 from ..video import read_video
 from .corpus import Clip, list_clips, read_align, read_ground_truth, speech_mask
@@ -61,7 +61,9 @@ def process_clip(clip: Clip, cfg: PreprocessConfig, detector: LandmarkDetector |
     """All arrays of one clip (see :mod:`coursekit.data.dataset` for names and shapes)."""
     frames, fps = read_video(clip.video)
     n = len(frames)
-    audio, sr = load_audio(clip.audio_source)
+    # a separate recording is taken as is; a video's own sound is placed on its timeline
+    audio, sr = (load_audio(clip.audio) if clip.audio
+                 else load_video_audio(clip.video, duration=n / fps))
     gt = read_ground_truth(clip.ground_truth) if clip.ground_truth else None
     if gt is None and "ground_truth" in (cfg.landmarks, cfg.aus):
         raise FileNotFoundError(f"{clip.video}: no ground-truth CSV (gt/{clip.utt_id}.csv)")

@@ -158,25 +158,26 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(c, cfg.out_channels * p2, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-        self._levels = self._level_of_layers()
+        self.down_levels, self.up_levels = self._level_of_layers()
 
-    def _level_of_layers(self) -> dict[int, int]:
-        """Resolution level of each down/up layer (to pick the right token projection)."""
-        levels, lv = {}, 0
+    def _level_of_layers(self) -> tuple[list[int], list[int]]:
+        """Resolution level of each down and up layer, by position (to pick the right token
+        projection). Plain ints, not object ids: a deep copy (the trainer's EMA model) or a
+        reloaded model finds the same levels."""
+        down, lv = [], 0
         for layer in self.down:
-            levels[id(layer)] = lv
+            down.append(lv)
             if isinstance(layer[0], nn.Conv2d):
                 lv += 1
-        for i, layer in enumerate(self.up):
-            levels[id(layer)] = len(self.cfg.channels) - 1 - i // (self.cfg.blocks + 1)
-        return levels
+        up = [len(self.cfg.channels) - 1 - i // (self.cfg.blocks + 1) for i in range(len(self.up))]
+        return down, up
 
-    def _run(self, layer: nn.ModuleList, h, emb, tokens):
+    def _run(self, layer: nn.ModuleList, level: int, h, emb, tokens):
         for m in layer:
             if isinstance(m, ResBlock):
                 h = m(h, emb)
             elif isinstance(m, AttentionBlock):
-                h = m(h, tokens.get(self._levels.get(id(layer), self.mid_level)) if tokens else None)
+                h = m(h, tokens.get(level) if tokens else None)
             else:
                 h = m(h)
         return h
@@ -197,14 +198,14 @@ class UNet(nn.Module):
         h = F.pixel_unshuffle(x, cfg.patch) if cfg.patch > 1 else x
         h = self.stem(h)
         skips = [h]
-        for layer in self.down:
-            h = self._run(layer, h, emb, tokens)
+        for layer, level in zip(self.down, self.down_levels):
+            h = self._run(layer, level, h, emb, tokens)
             skips.append(h)
         h = self.mid[0](h, emb)
         h = self.mid[1](h, tokens.get(self.mid_level) if tokens else None)
         h = self.mid[2](h, emb)
-        for layer in self.up:
+        for layer, level in zip(self.up, self.up_levels):
             h = torch.cat([h, skips.pop()], dim=1)
-            h = self._run(layer, h, emb, tokens)
+            h = self._run(layer, level, h, emb, tokens)
         h = self.out(F.silu(self.out_norm(h)))
         return F.pixel_shuffle(h, cfg.patch) if cfg.patch > 1 else h

@@ -23,7 +23,8 @@ from ..losses import au_class_weights, au_loss
 from ..metrics import accuracy_per_au, f1_per_au
 from ..models.au_classifier import AUClassifier, lower_half
 from ..models.config import AUClassifierConfig
-from .common import load_checkpoint, pick_device, save_checkpoint, seed_everything
+from ..checkpoint import load_checkpoint
+from .common import pick_device, save_checkpoint, seed_everything
 
 
 @dataclass
@@ -92,10 +93,7 @@ def train_au_classifier(root: str | Path, clips: list[dict], out: str | Path,
 
 def load_au_classifier(path: str | Path, device: str = "cpu") -> AUClassifier:
     """A trained classifier in eval mode (``weights_only`` checkpoint)."""
-    ckpt = load_checkpoint(path)
-    model = AUClassifier(AUClassifierConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval()
+    return load_checkpoint(path, device, kind="au_classifier").model
 
 
 @torch.no_grad()

@@ -6,22 +6,15 @@ frames, with the paper's AU loss (eq. 5-7: weighted BCE + weighted soft Dice, th
 from the training clips' occurrence rates). MFCCs are normalised with the training clips'
 statistics, which the checkpoint keeps. An optional validation split picks the best epoch.
 
-Evaluation (:func:`evaluate_audio2au`): per-AU F1 and accuracy over every frame of held-out
-clips, probabilities thresholded at 0.5, beside baselines computed on the same frames:
-
-* ``shuffled audio`` -- the same model fed the MFCCs of *another* held-out utterance
-  (of the same speaker when there is one), cropped or padded to the clip's length: what the
-  model gets from "someone is talking, roughly then", not from this audio;
-* ``position only`` -- no audio at all: the training clips' occurrence rate at each frame
-  index, thresholded at 0.5 (in GRID every clip speaks at about the same times, so this is
-  strong there);
-* ``majority`` -- each AU's most frequent training label, for every frame.
+Evaluation (:func:`~coursekit.evaluate.audio2au.evaluate_audio2au`, re-exported here with
+:func:`results_table`): per-AU F1 and accuracy over every frame of held-out clips, beside the
+baselines of :mod:`coursekit.evaluate.rows` (shuffled audio, position only, majority).
 
 Python use::
 
     from coursekit.train.audio2au import Audio2AUTrainConfig, train_audio2au, evaluate_audio2au
     from coursekit.train.audio2au import holdout_split, results_table
-    from coursekit.data import load_index
+    from coursekit.data.dataset import load_index
 
     train, held = holdout_split(load_index("proc"))          # every 5th utterance held out
     summary = train_audio2au("proc", "runs/a2u", Audio2AUTrainConfig(max_minutes=10), train)
@@ -45,11 +38,17 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from ..au import AUS
-from ..data.dataset import FIELD_FILES, TalkingFaceDataset, collate, load_index, mfcc_stats
+from ..data.dataset import TalkingFaceDataset, collate, load_index, mfcc_stats
+from ..data.splits import (clip_key, hashed_utterance_split, load_split, make_split,
+                           split_settings)
+from ..evaluate.audio2au import evaluate_audio2au, results_table  # noqa: F401 (re-exported)
+from ..evaluate.rows import (clip_array, fit_length, label_priors,  # noqa: F401 (re-exported)
+                             position_predict, shuffle_partners)
 from ..losses import au_class_weights, weighted_bce, weighted_dice
-from ..metrics import accuracy_per_au, au_table, binarize, f1_per_au
+from ..metrics import binarize, f1_per_au
 from ..models import Audio2AU, Audio2AUConfig
-from .common import CSVLogger, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from ..checkpoint import load_checkpoint
+from .common import CSVLogger, pick_device, save_checkpoint, seed_everything
 
 CHECKPOINT_NAME = "audio2au.pt"
 KIND = "coursekit-audio2au"
@@ -113,43 +112,12 @@ class Audio2AUTrainConfig:
 # ----------------------------------------------------------------------------- data helpers
 
 
-def clip_key(clip: dict) -> str:
-    return f"{clip['speaker']}/{clip['utt']}"
-
-
 def holdout_split(clips: list[dict], every: int = 5, offset: int = 4) -> tuple[list, list]:
     """Utterance-disjoint ``(train, held_out)``: per speaker, clips sorted by utterance name,
-    those at positions ``i % every == offset`` are held out (every 5th: 2 of 10 sample
-    utterances, 25 of GRID s1's 125). Deterministic; both lists sorted by speaker/utt."""
-    train, held = [], []
-    for speaker in sorted({c["speaker"] for c in clips}):
-        own = sorted((c for c in clips if c["speaker"] == speaker), key=lambda c: c["utt"])
-        for i, clip in enumerate(own):
-            (held if i % every == offset else train).append(clip)
-    return train, held
-
-
-def _load(clip: dict, root: Path, field_name: str) -> np.ndarray:
-    folder = Path(clip["path"]) if "path" in clip else root / clip["dir"]
-    return np.load(folder / FIELD_FILES[field_name])
-
-
-def label_priors(root, clips: list[dict]) -> dict[str, torch.Tensor]:
-    """Occurrence statistics of training clips for the loss weights and the baselines:
-    ``rates (5,)`` overall occurrence rate per AU; ``position_rates (T_max, 5)`` rate at
-    each frame index; ``position_counts (T_max,)`` clips long enough for that index."""
-    occ = [_load(c, Path(root), "occurrence").astype(np.float64) for c in clips]
-    if not occ:
-        raise ValueError("label_priors: no training clips")
-    t_max = max(len(o) for o in occ)
-    sums, counts = np.zeros((t_max, occ[0].shape[1])), np.zeros(t_max)
-    for o in occ:
-        sums[:len(o)] += o
-        counts[:len(o)] += 1
-    rates = np.concatenate(occ).mean(0)
-    return {"rates": torch.tensor(rates, dtype=torch.float32),
-            "position_rates": torch.tensor(sums / counts[:, None], dtype=torch.float32),
-            "position_counts": torch.tensor(counts, dtype=torch.float32)}
+    those at positions ``i % every == offset`` are held out
+    (:func:`coursekit.data.splits.make_split`). Both lists sorted by speaker/utt."""
+    split = make_split(clips, holdout_every=every, holdout_offset=offset)
+    return split.train, split.test
 
 
 def _model_config(d: dict) -> Audio2AUConfig:
@@ -185,7 +153,7 @@ def predict_clips(model: Audio2AU, root, clips: list[dict], mfcc_mean, mfcc_std,
     std = np.asarray(mfcc_std, np.float32).reshape(1, -1, 1)
     out = []
     for i, clip in enumerate(clips):
-        raw = _load(clip, Path(root), "mfcc") if mfcc_override is None else mfcc_override[i]
+        raw = clip_array(clip, root, "mfcc") if mfcc_override is None else mfcc_override[i]
         x = torch.from_numpy(((raw - mean) / std).astype(np.float32))[None].to(device)
         out.append(torch.sigmoid(model(x))[0].cpu().numpy())
     return out
@@ -202,7 +170,7 @@ def _cosine_lr(cfg: Audio2AUTrainConfig, step_frac: float, elapsed: float,
 def _val_scores(model, root, clips, stats, device, threshold) -> tuple[np.ndarray, np.ndarray]:
     """Per-AU validation ``(F1 (5,), BCE (5,))`` over every frame of ``clips``."""
     probs = np.concatenate(predict_clips(model, root, clips, *stats, device=device))
-    true = np.concatenate([_load(c, Path(root), "occurrence") for c in clips]).astype(bool)
+    true = np.concatenate([clip_array(c, root, "occurrence") for c in clips]).astype(bool)
     p = np.clip(probs, 1e-6, 1 - 1e-6)
     bce = -np.where(true, np.log(p), np.log(1 - p)).mean(0)
     return f1_per_au(binarize(probs, threshold), true), bce
@@ -239,8 +207,8 @@ def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     clips = list(load_index(root) if clips is None else clips)
     if val_clips is None and cfg.val_fraction > 0 and len(clips) >= 10:
-        from ..data.dataset import split_clips
-        clips, val_clips = split_clips(clips, by="utterance", test=cfg.val_fraction, seed=cfg.seed)
+        drawn = hashed_utterance_split(clips, test=cfg.val_fraction, seed=cfg.seed)
+        clips, val_clips = drawn.train, drawn.test
     val_clips = list(val_clips or [])
     if not clips:
         raise ValueError(f"{root}: no training clips")
@@ -332,131 +300,46 @@ def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
             "n_train": len(clips), "n_val": len(val_clips)}
 
 
-def load_audio2au(ckpt, device="cpu") -> tuple[Audio2AU, dict]:
-    """``(model in eval mode, checkpoint dict)`` from a checkpoint path or dict."""
-    if not isinstance(ckpt, dict):
-        path = ckpt
-        ckpt = load_checkpoint(path, map_location=device)
-        if ckpt.get("kind") != KIND:
-            raise ValueError(f"{path}: not an Audio2AU checkpoint (kind {ckpt.get('kind')!r})")
-    model = Audio2AU(_model_config(ckpt["model_config"]), aus=tuple(ckpt.get("aus", AUS)))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval(), ckpt
+def load_audio2au(path, device="cpu") -> tuple[Audio2AU, dict]:
+    """``(model in eval mode, its checkpoint's meta)``: ``mfcc_mean``, ``mfcc_std`` ``(12, 1)``,
+    the AU ``priors``, the clips and the history."""
+    loaded = load_checkpoint(path, device, kind="audio2au")
+    return loaded.model, loaded.meta
 
 
-# ----------------------------------------------------------------------------- evaluation
-
-
-def shuffle_partners(clips: list[dict]) -> list[int]:
-    """For each clip, the index of another clip whose audio replaces its own: the next
-    utterance (cyclically, by name) of the same speaker, or the next clip of the list when
-    the speaker has only one. Never the clip itself when there are two or more clips."""
-    order = sorted(range(len(clips)), key=lambda i: (clips[i]["speaker"], clips[i]["utt"]))
-    partners = [None] * len(clips)
-    for i in order:
-        own = [j for j in order if clips[j]["speaker"] == clips[i]["speaker"]]
-        if len(own) > 1:
-            partners[i] = own[(own.index(i) + 1) % len(own)]
-        else:
-            partners[i] = order[(order.index(i) + 1) % len(order)]
-    return partners
-
-
-def fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """``x`` cropped to its first ``n`` rows, or padded by repeating its last row."""
-    if len(x) >= n:
-        return x[:n]
-    return np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)])
-
-
-def position_predict(position_rates, n: int, threshold: float = 0.5) -> np.ndarray:
-    """Position-only guess ``(n, 5)`` bool: the rate at each frame index (past the longest
-    training clip, the last index's rate) ``>= threshold``."""
-    rates = np.asarray(position_rates)
-    idx = np.minimum(np.arange(n), len(rates) - 1)
-    return rates[idx] >= threshold
-
-
-def _scores(pred: np.ndarray, true: np.ndarray) -> dict:
-    return {"f1": f1_per_au(pred, true), "acc": accuracy_per_au(pred, true)}
-
-
-def evaluate_audio2au(model_or_ckpt, data_root, clips: list[dict], *, threshold: float = 0.5,
-                      baselines: bool = True, device="cpu", mfcc_stats=None,
-                      priors: dict | None = None) -> dict:
-    """Per-AU F1 and accuracy on every frame of ``clips`` (held out), with baselines.
-
-    model_or_ckpt: a checkpoint path / dict of :func:`train_audio2au`, or an
-        :class:`Audio2AU` module (then pass ``mfcc_stats=(mean, std)``, and ``priors``
-        (:func:`label_priors` of the training clips) for the position/majority baselines).
-    threshold: on the sigmoid probabilities (paper: 0.5).
-
-    Returns ``{"model": {"f1": (5,), "acc": (5,)}, "shuffled audio": ..., "position only":
-    ..., "majority": ..., "n_clips", "n_frames", "true_rates": (5,)}`` (numpy arrays; the
-    baselines only with ``baselines=True`` and what they need).
-    """
-    root = Path(data_root).expanduser().resolve()
-    if isinstance(model_or_ckpt, torch.nn.Module):
-        model = model_or_ckpt.to(device).eval()
-        if mfcc_stats is None:
-            raise ValueError("evaluate_audio2au: pass mfcc_stats=(mean, std) with a bare model")
-    else:
-        model, ckpt = load_audio2au(model_or_ckpt, device)
-        mfcc_stats = mfcc_stats or (ckpt["mfcc_mean"].numpy(), ckpt["mfcc_std"].numpy())
-        priors = priors or ckpt.get("priors")
-    clips = list(clips)
-    if not clips:
-        raise ValueError("evaluate_audio2au: no clips")
-    true_list = [_load(c, root, "occurrence").astype(bool) for c in clips]
-    true = np.concatenate(true_list)
-    probs = predict_clips(model, root, clips, *mfcc_stats, device=device)
-    results = {"model": _scores(binarize(np.concatenate(probs), threshold), true)}
-    if baselines and len(clips) > 1:
-        raw = [_load(c, root, "mfcc") for c in clips]
-        other = [fit_length(raw[j], len(raw[i])) for i, j in enumerate(shuffle_partners(clips))]
-        shuffled = predict_clips(model, root, clips, *mfcc_stats, device=device,
-                                 mfcc_override=other)
-        results["shuffled audio"] = _scores(binarize(np.concatenate(shuffled), threshold), true)
-    if baselines and priors is not None:
-        pos_rates = np.asarray(priors["position_rates"])
-        pos = np.concatenate([position_predict(pos_rates, len(t), threshold) for t in true_list])
-        results["position only"] = _scores(pos, true)
-        majority = np.asarray(priors["rates"]) >= 0.5
-        results["majority"] = _scores(np.broadcast_to(majority, true.shape), true)
-    results.update(n_clips=len(clips), n_frames=int(len(true)), true_rates=true.mean(0))
-    return results
-
-
-def results_table(results: dict, digits: int = 3) -> str:
-    """The Markdown table (:func:`coursekit.metrics.au_table`) of :func:`evaluate_audio2au`'s
-    methods."""
-    rows = {name: (v["f1"], v["acc"]) for name, v in results.items()
-            if isinstance(v, dict) and "f1" in v}
-    return au_table(rows, digits=digits)
+__all__ = ["Audio2AUTrainConfig", "MODEL_PRESETS", "cli", "clip_key", "evaluate_audio2au",
+           "fit_length", "holdout_split", "label_priors", "load_audio2au", "position_predict",
+           "predict_clips", "results_table", "shuffle_partners", "train_audio2au"]
 
 
 # ----------------------------------------------------------------------------- CLI
 
 
 def cli(args) -> int:
-    """Body of ``coursekit train audio2au``: train on a processed dataset, evaluate on held-out
-    utterances (every 5th per speaker, :func:`holdout_split`), write ``OUT/audio2au.pt``,
+    """Body of ``coursekit train audio2au``: train on a processed dataset, evaluate on the
+    clips training left out (:func:`coursekit.data.splits.make_split`: every 5th utterance
+    per speaker, and every clip of the test speakers), write ``OUT/audio2au.pt``,
     ``OUT/audio2au_log.csv``, ``OUT/audio2au_eval.md`` and ``.json``, and write the Markdown
     report to standard output.
 
     args: an ``argparse.Namespace`` with ``data`` (processed dataset), ``out`` (folder),
-    ``minutes`` (time budget or None), ``epochs``, ``seed``; optional ``device`` and
-    ``model`` (a :data:`MODEL_PRESETS` name, default ``"paper"``). Returns 0 (exit status).
+    ``minutes`` (time budget or None), ``epochs``, ``seed``; optional ``device``, ``model``
+    (a :data:`MODEL_PRESETS` name, default ``"paper"``), ``test_speakers`` (``"s1,s2"``) and
+    ``split`` (a :data:`~coursekit.data.splits.SPLITS` name). Returns 0 (exit status).
     """
     cfg = Audio2AUTrainConfig(epochs=int(args.epochs), seed=int(args.seed),
                               max_minutes=None if args.minutes is None else float(args.minutes),
                               device=getattr(args, "device", None) or "auto",
                               model=dict(MODEL_PRESETS[getattr(args, "model", None) or "paper"]))
-    train, held = holdout_split(load_index(args.data))
+    split = load_split(args.data, **split_settings(getattr(args, "split", None),
+                                                   getattr(args, "test_speakers", None)))
+    train, held = split.train, split.test
     summary = train_audio2au(args.data, args.out, cfg, clips=train)
     results = evaluate_audio2au(summary["checkpoint"], args.data, held)
+    unseen = (f" ({len(split.unseen)} of test speakers {', '.join(split.test_speakers)})"
+              if split.test_speakers else "")
     report = (f"# Audio2AU on {args.data}\n\n{len(train)} training clips "
-              f"({summary['n_val']} of them for validation), {len(held)} held out; "
+              f"({summary['n_val']} of them for validation), {len(held)} held out{unseen}; "
               f"{summary['epochs_run']} epochs (stopped by {summary['stopped']}), best epoch "
               f"per AU: {', '.join(f'{a} {e}' for a, e in summary['best_epoch'].items())}; "
               f"{summary['seconds'] / 60:.1f} min.\n\n"

@@ -1,22 +1,20 @@
-"""What every training loop needs: seeds, a device, checkpoints that survive a crash, a log.
+"""What every training run needs beside the loop: seeds and CSV logs.
 
-Checkpoints are plain ``torch.save`` dicts that load with ``torch.load(weights_only=True)``
-(no pickled code: safe to open files from elsewhere). Keep them to tensors, dicts, lists,
-strings and numbers: store configs as ``dataclasses.asdict(cfg)`` and arrays as tensors
-(:func:`plain` converts).
+Devices live in :mod:`coursekit.runtime`, checkpoints in :mod:`coursekit.checkpoint`
+(re-exported here for training code: :func:`save_checkpoint`, :func:`read_checkpoint`).
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..checkpoint import plain, read_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
+from ..runtime import pick_device  # noqa: F401 (re-exported)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -31,80 +29,6 @@ def seed_everything(seed: int) -> torch.Generator:
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def pick_device(name: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (or None): CUDA if available, else Apple's MPS, else CPU. Otherwise the
-    named device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``), with a clear error when
-    it is not available here."""
-    if name is None or str(name) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available "
-                         "(use 'cpu' or 'auto')")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None)
-                                     and torch.backends.mps.is_available()):
-        raise ValueError(f"device {name!r} asked for, but MPS is not available (use 'cpu')")
-    return device
-
-
-def plain(obj):
-    """``obj`` with dataclasses turned into dicts, numpy arrays into tensors, tuples into
-    lists, numpy scalars into Python numbers and dict keys into strings (integer keys stay
-    integers, as in an optimizer's ``state_dict``): what ``weights_only=True`` can load."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return plain(dataclasses.asdict(obj))
-    if isinstance(obj, dict):  # int keys stay ints (an optimizer's state is keyed by index)
-        return {(int(k) if isinstance(k, (int, np.integer)) and not isinstance(k, bool)
-                 else str(k)): plain(v)
-                for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(obj))
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def save_checkpoint(path: str | Path, **state) -> Path:
-    """Write ``state`` (tensors, state_dicts, plain dicts, numbers, strings) atomically.
-
-    The dict goes to a temporary file in the same folder, flushed to disk, then renamed over
-    ``path`` with ``os.replace`` (atomic): a crash leaves either the old or the new file,
-    never a truncated one, and no temporary file is left behind. Values pass through
-    :func:`plain`. Returns ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(plain(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """A checkpoint of :func:`save_checkpoint`, read with ``weights_only=True``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    return torch.load(path, map_location=map_location, weights_only=True)
 
 
 class CSVLogger:

@@ -33,7 +33,8 @@ from ..losses import mask_losses, region_weighted_mse
 from ..models.config import DiffusionConfig, from_dict
 from ..models.diffusion import DiffusionTalker
 from ..models.disentangle import mouth_prior
-from .common import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint
+from .common import save_checkpoint
 from .trainer import Trainer, TrainerConfig
 
 
@@ -144,10 +145,7 @@ def train_diffusion(root: str | Path, clips: list[dict], out: str | Path,
 
 
 def load_renderer(path: str | Path, device: str = "cpu") -> tuple[DiffusionTalker, dict]:
-    """A trained diffusion renderer (EMA weights) in eval mode, and its checkpoint."""
-    ckpt = load_checkpoint(path)
-    if ckpt.get("renderer") != "diffusion":
-        raise ValueError(f"{path}: not a diffusion renderer checkpoint "
-                         f"(renderer={ckpt.get('renderer', 'decoder')!r})")
-    model = DiffusionTalker.from_state(ckpt["model_config"], ckpt["model"])
-    return model.to(device), ckpt
+    """A trained diffusion renderer (EMA weights) in eval mode, and its checkpoint's meta
+    (``mfcc_mean``, ``mfcc_std``)."""
+    loaded = load_checkpoint(path, device, kind="diffusion")
+    return loaded.model, loaded.meta

@@ -45,9 +45,11 @@ import torch
 from torch.nn import functional as F
 
 from ..data.dataset import FIELD_FILES, mfcc_stats
+from ..evaluate.rows import fit_length, shuffle_partners  # noqa: F401 (fit_length re-exported)
 from ..metrics import sync_scores
 from ..models.syncnet import SyncNet, SyncNetConfig
-from .common import CSVLogger, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from ..checkpoint import load_checkpoint
+from .common import CSVLogger, pick_device, save_checkpoint, seed_everything
 
 KIND = "coursekit-syncnet"
 
@@ -271,14 +273,10 @@ def train_syncnet(root: str | Path, clips: list[dict], out_path: str | Path,
 
 
 def load_syncnet(path: str | Path, device: str = "cpu") -> tuple[SyncNet, dict]:
-    """``(expert in eval mode, checkpoint dict)``; the checkpoint's ``mfcc_mean`` and
+    """``(expert in eval mode, its checkpoint's meta)``; the meta's ``mfcc_mean`` and
     ``mfcc_std`` ``(12, 1)`` normalise the MFCCs the expert is given."""
-    ckpt = load_checkpoint(path)
-    if ckpt.get("kind") != KIND:
-        raise ValueError(f"{path}: not a sync expert checkpoint (kind {ckpt.get('kind')!r})")
-    model = SyncNet(SyncNetConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), ckpt
+    loaded = load_checkpoint(path, device, kind="syncnet")
+    return loaded.model, loaded.meta
 
 
 # ----------------------------------------------------------------------------- checking
@@ -294,20 +292,14 @@ def shift_frames(frames: torch.Tensor, shift: int) -> torch.Tensor:
     return frames[t.clamp(0, len(frames) - 1)]
 
 
-def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
-    """``x`` cut or padded (repeating its last row) to ``n`` rows."""
-    if len(x) >= n:
-        return x[:n]
-    return torch.cat([x, x[-1:].expand(n - len(x), *x.shape[1:])])
-
-
 def evaluate_syncnet(expert: SyncNet, root, clips: list[dict], stats, *, shift: int = 5,
                      max_offset: int = 15, tolerance: int = 1) -> dict:
     """Sync scores of held-out clips in three conditions.
 
     * ``"real"``: the frames with their own audio (the offset should be 0);
-    * ``"shuffled"``: the frames with the next clip's audio (of the list, cyclically; cut or
-      padded to length): no sync, so a larger LSE-D and a lower LSE-C;
+    * ``"shuffled"``: the frames with another utterance's audio (the partner of
+      :func:`~coursekit.evaluate.rows.shuffle_partners`, as in every table; cut or padded to
+      length): no sync, so a larger LSE-D and a lower LSE-C;
     * ``"shifted"``: the frames delayed by ``shift`` (:func:`shift_frames`) with their own
       audio (the offset should be ``shift``).
 
@@ -321,8 +313,9 @@ def evaluate_syncnet(expert: SyncNet, root, clips: list[dict], stats, *, shift: 
     expected = {"real": 0, "shuffled": 0, "shifted": shift}
     out = {"clips": [f"{c['speaker']}/{c['utt']}" for c in clips],
            **{name: [] for name in expected}}
+    partners = shuffle_partners(clips)
     for n, (frames, mfcc) in enumerate(loaded):
-        other = fit_length(loaded[(n + 1) % len(loaded)][1], len(mfcc))
+        other = fit_length(loaded[partners[n]][1], len(mfcc))
         for name, (f, m) in {"real": (frames, mfcc), "shuffled": (frames, other),
                              "shifted": (shift_frames(frames, shift), mfcc)}.items():
             s = sync_scores(expert, f, m, max_offset=max_offset)

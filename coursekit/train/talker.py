@@ -25,13 +25,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.dataset import EpochWindows, load_index
+from ..data.dataset import EpochWindows
+from ..data.splits import Split, load_split
 from ..losses import PerceptualLoss, au_class_weights, au_loss, identity_loss, l1_reconstruction
 from ..models.au_classifier import lower_half
 from ..models.config import RENDERERS, AUClassifierConfig, DiffusionConfig, TalkerConfig, from_dict
 from ..models.talker import Talker
 from .au_classifier import AUClassifierTrainConfig, load_au_classifier, train_au_classifier
-from .common import load_checkpoint, save_checkpoint, seed_everything
+from ..checkpoint import load_checkpoint, read_checkpoint
+from .common import save_checkpoint, seed_everything
 from .diffusion import DiffusionTrainConfig, train_diffusion
 from .trainer import Trainer, TrainerConfig
 
@@ -70,10 +72,8 @@ class TalkerTrainConfig:
 
 def load_talker(path: str | Path, device: str = "cpu") -> tuple[Talker, dict]:
     """A trained talker in eval mode, and its checkpoint (for ``mfcc_stats`` etc.)."""
-    ckpt = load_checkpoint(path)
-    model = Talker(from_dict(TalkerConfig, ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), ckpt
+    loaded = load_checkpoint(path, device, kind="talker")
+    return loaded.model, loaded.meta
 
 
 class TalkerWithJudge(nn.Module):
@@ -125,7 +125,7 @@ def train_talker(root: str | Path, clips: list[dict], out: str | Path, model_cfg
     clf, au_weights = None, None
     if au_classifier is not None and cfg.w_au > 0:
         clf = load_au_classifier(au_classifier)  # the Trainer moves it with the talker
-        au_weights = au_class_weights(load_checkpoint(au_classifier)["occurrence_rates"])
+        au_weights = au_class_weights(read_checkpoint(au_classifier)["meta"]["occurrence_rates"])
     model = TalkerWithJudge(talker, clf)
 
     def param_groups(m: TalkerWithJudge) -> list[dict]:
@@ -185,6 +185,10 @@ class PipelineConfig:
     (the paper's image decoder, :attr:`model` / :attr:`talker`) or ``"diffusion"`` (the
     diffusion renderer, :attr:`diffusion` / :attr:`diffusion_train`). The Audio2AU sizes come
     from the chosen renderer's config.
+
+    ``test_speakers`` are kept out of training entirely, and every ``holdout_every``-th
+    utterance of the others is held out (0: none): :func:`pipeline_split`, the split that
+    ``coursekit evaluate --test-speakers`` scores too.
     """
 
     model: TalkerConfig = field(default_factory=TalkerConfig.tiny)
@@ -196,6 +200,7 @@ class PipelineConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig.tiny)
     diffusion_train: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig.tiny)
     test_speakers: tuple[str, ...] = ()
+    holdout_every: int = 5
     seed: int = 0
 
     def __post_init__(self):
@@ -245,22 +250,28 @@ class PipelineConfig:
                    diffusion_train=DiffusionTrainConfig())
 
 
-def split_for_training(root, cfg: PipelineConfig) -> tuple[list[dict], list[dict]]:
-    """Utterance-disjoint split of the training speakers: every 5th utterance of each speaker
-    (sorted by name) is held out (:func:`coursekit.train.audio2au.holdout_split`)."""
-    from .audio2au import holdout_split
+def pipeline_split(root, cfg: PipelineConfig) -> Split:
+    """The :class:`~coursekit.data.splits.Split` of the processed dataset ``root`` that
+    :func:`train_pipeline` trains on (:func:`coursekit.data.splits.make_split` with the
+    config's ``test_speakers`` and ``holdout_every``): ``train``, and ``test`` = the held-out
+    utterances plus every clip of the test speakers."""
+    return load_split(root, cfg.test_speakers or None, holdout_every=cfg.holdout_every)
 
-    clips = load_index(root)
-    if cfg.test_speakers:
-        clips = [c for c in clips if c["speaker"] not in cfg.test_speakers]
-    return holdout_split(clips)
+
+def split_for_training(root, cfg: PipelineConfig) -> tuple[list[dict], list[dict]]:
+    """``(train, held-out utterances)`` of :func:`pipeline_split`: every 5th utterance of
+    each training speaker (sorted by name) is held out; the test speakers' clips are in
+    neither list (they are ``pipeline_split(root, cfg).unseen``)."""
+    split = pipeline_split(root, cfg)
+    return split.train, split.heldout
 
 
 def train_pipeline(root: str | Path, out: str | Path, cfg: PipelineConfig | None = None, *,
                    progress: bool = True, resume: bool = False) -> dict:
     """All three stages on the processed dataset ``root``; returns the checkpoint paths
     (``au_classifier``, ``audio2au``, ``talker`` or ``diffusion``, and ``generator``: the one
-    that makes frames) and the train/test clips.
+    that makes frames), the train/test clips and the ``split`` (:func:`pipeline_split`; test:
+    held-out utterances and the test speakers' clips).
 
     ``resume``: keep the AU classifier and Audio2AU checkpoints already in ``out`` (each is
     written once, at the end of its stage) and continue the renderer from its last checkpoint.
@@ -270,7 +281,8 @@ def train_pipeline(root: str | Path, out: str | Path, cfg: PipelineConfig | None
     cfg = cfg or PipelineConfig.tiny()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    train, test = split_for_training(root, cfg)
+    split = pipeline_split(root, cfg)
+    train, test = split.train, split.test
     paths = {"au_classifier": out / "au_classifier.pt", "audio2au": out / CHECKPOINT_NAME}
     if not (resume and paths["au_classifier"].is_file()):
         train_au_classifier(root, train, paths["au_classifier"], cfg.au_classifier,
@@ -280,18 +292,18 @@ def train_pipeline(root: str | Path, out: str | Path, cfg: PipelineConfig | None
                                       max_minutes=cfg.audio2au_minutes, seed=cfg.seed,
                                       progress=progress)
         paths["audio2au"] = Path(train_audio2au(root, out, a2a_cfg, clips=train)["checkpoint"])
-    ckpt = load_checkpoint(paths["audio2au"])
-    stats = (ckpt["mfcc_mean"].numpy(), ckpt["mfcc_std"].numpy())
+    ckpt = read_checkpoint(paths["audio2au"])
+    stats = (ckpt["meta"]["mfcc_mean"].numpy(), ckpt["meta"]["mfcc_std"].numpy())
     if cfg.renderer == "diffusion":
         paths["diffusion"] = train_diffusion(root, train, out / "diffusion.pt", cfg.diffusion,
                                              cfg.diffusion_train, mfcc_stats=stats,
-                                             audio2au_state=ckpt["state_dict"],
+                                             audio2au_state=ckpt["model"],
                                              progress=progress, resume=resume)
         paths["generator"] = paths["diffusion"]
     else:
         paths["talker"] = train_talker(root, train, out / "talker.pt", cfg.model, cfg.talker,
-                                       mfcc_stats=stats, audio2au_state=ckpt["state_dict"],
+                                       mfcc_stats=stats, audio2au_state=ckpt["model"],
                                        au_classifier=paths["au_classifier"], progress=progress,
                                        resume=resume)
         paths["generator"] = paths["talker"]
-    return {"paths": paths, "train": train, "test": test}
+    return {"paths": paths, "train": train, "test": test, "split": split}

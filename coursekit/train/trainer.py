@@ -11,73 +11,66 @@ A model plugs in with a *step function* that turns a batch into a loss::
                       step_fn=step_fn)
     result = trainer.fit(resume=True)           # {"steps", "seconds", "checkpoint", "log"}
 
-What it does for you:
+What it does for you (details in the docstrings of :mod:`coursekit.train.state`):
 
-* **data order**: its own deterministic sampler. Epoch ``e`` shuffles the indices with a
-  permutation drawn from ``(seed, e)``, cuts them into *global* batches of
-  ``batch_size * world_size`` (the incomplete last one is dropped), and rank ``r`` takes
-  items ``[r * batch_size, (r + 1) * batch_size)`` of each. So a 2-process run with batch
-  ``b`` sees exactly the batches of a 1-process run with batch ``2 b`` (losses are means
-  and DDP averages gradients: the same updates). ``dataset.set_epoch(e)`` is called when the
-  dataset has it. Item randomness must come from ``(epoch, index)`` (like
-  :class:`~coursekit.data.dataset.TalkingFaceDataset` with a seed, rebuilt per epoch) or
-  from the global RNG with ``num_workers=0`` for resumed runs to replay it exactly.
-* **gradient accumulation** over ``grad_accum`` micro-batches (each loss scaled by
-  ``1 / grad_accum``; DDP's ``no_sync`` on all but the last); accumulation may straddle an
-  epoch boundary (the micro-batches form one stream).
-* **mixed precision**: ``amp="bf16"`` (CPU or CUDA) autocasts the step function;
-  ``amp="fp16"`` also scales the loss with a ``GradScaler`` and needs CUDA (on a CPU it
-  raises ``ValueError``: use ``"bf16"`` or ``"none"``).
-* **AdamW** on ``param_groups(model)`` (default: every trainable parameter at ``cfg.lr``;
-  a group may set its own ``lr`` / ``weight_decay``); ``weight_decay=0`` is plain Adam.
-  Optional gradient-norm clipping and an EMA copy of the weights (``ema_decay``, warmed up
-  as ``min(ema_decay, (1 + step) / (10 + step))`` so short runs are not dominated by the
-  random initial weights).
-* **DDP**: under ``torchrun`` (``WORLD_SIZE > 1``) it joins the process group (gloo on a
-  CPU, nccl on CUDA with ``LOCAL_RANK`` picking the GPU) unless one exists, wraps the model
-  in ``DistributedDataParallel``, and only rank 0 logs, shows progress and writes files. A
-  group it created is destroyed at the end of :meth:`Trainer.fit`.
-* **checkpoints**: ``out_dir/last.pt`` (atomic, ``weights_only``-loadable) every
-  ``ckpt_every`` optimizer steps, at the end and when ``max_minutes`` runs out: model,
-  optimizer, scaler, EMA, step, epoch, position in the epoch, every rank's RNG states
-  (torch CPU / CUDA, numpy, Python) and the config. ``fit(resume=True)`` restores all of it
-  and goes on with exactly the next batch, so a killed and resumed run ends with the weights
-  of an uninterrupted one (dropout included).
-* **logs**: one CSV row per optimizer step in ``out_dir/log.csv`` (step, epoch, loss, the
-  step function's terms averaged over the micro-batches of rank 0, lr, grad_norm when
-  clipping, seconds); on resume rows after the checkpoint's step are dropped and new ones
-  appended. TensorBoard scalars in ``out_dir/tb`` when ``torch.utils.tensorboard`` imports;
-  a ``tqdm`` bar with the loss on rank 0.
+* **data order**: epoch ``e`` shuffles the indices by ``(seed, e)`` and cuts them into
+  global batches of ``batch_size * world_size`` (the last incomplete one dropped); rank
+  ``r`` takes slice ``r`` of each, so 2 processes at batch ``b`` make the updates of one at
+  ``2 b``. Item randomness must come from ``(epoch, index)`` (``dataset.set_epoch(e)`` is
+  called) for resumed runs to replay it exactly.
+* **gradient accumulation** over ``grad_accum`` micro-batches (DDP's ``no_sync`` on all
+  but the last); **mixed precision** ``amp="bf16"`` (CPU or CUDA) or ``"fp16"`` (CUDA, with
+  a ``GradScaler``); **AdamW** on ``param_groups(model)``; gradient-norm clipping (of all
+  parameters, or ``clip_per_group``); an **EMA** copy (``ema_decay``, warmed up as
+  ``min(ema_decay, (1 + step) / (10 + step))``).
+* **learning rate**: ``lr_schedule="cosine"`` falls along a half cosine to
+  ``lr * min_lr_fraction`` (progress: the larger of steps done / all steps and, for a
+  time-limited run, time spent / ``max_minutes``); ``"constant"`` keeps it; both warm up
+  over ``warmup_steps``. Each parameter group keeps its own base rate.
+* **DDP** under ``torchrun`` (gloo on a CPU, nccl on CUDA, ``LOCAL_RANK`` picks the GPU);
+  only rank 0 logs, shows progress and writes files.
+* **checkpoints**: ``out_dir/last.pt`` (atomic) every ``ckpt_every`` steps, at the end and
+  when time runs out, in the one format of :mod:`coursekit.checkpoint` (``kind``,
+  ``model_config``, ``model``, ``ema``, ``meta``) plus a ``training`` entry: optimizer,
+  scaler, step, epoch, position in the epoch, every rank's RNG states, the config and
+  ``trainer.extra`` (the hooks' state). ``fit(resume=True)`` goes on with exactly the next
+  batch: a killed and resumed run ends with the weights of an uninterrupted one. The file
+  loads for inference with :func:`coursekit.checkpoint.load_checkpoint`;
+  :meth:`Trainer.export` writes a copy without the training state.
+* **logs**: one CSV row per optimizer step in ``out_dir/log.csv`` (rows after the
+  checkpoint's step dropped on resume), TensorBoard scalars in ``out_dir/tb`` when it
+  imports, a ``tqdm`` bar on rank 0.
 
+An *epoch* is one pass over the dataset's items: for the course's datasets one item per
+frame window of every training clip (:class:`coursekit.data.dataset.FrameWindows`).
 Stopping: ``max_steps`` optimizer steps when set (it overrides ``epochs``), else every full
 accumulation of ``epochs`` passes; ``max_minutes`` counts the run's training time over all
 its resumed sessions; an ``on_step`` hook may set ``trainer.should_stop = True``.
+``on_epoch_end(epoch, trainer)`` runs after the optimizer step that finishes an epoch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import dataclasses
-import os
-import random
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..checkpoint import FORMAT_VERSION, model_checkpoint, plain, read_checkpoint, save_checkpoint
 from ..data.dataset import collate
-from .common import CSVLogger, load_checkpoint, pick_device, save_checkpoint, seed_everything
-
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from ..runtime import check_amp
+from .common import CSVLogger, seed_everything
+from .state import (epoch_batches, ema_update, grad_scaler, join_processes, log_row, lr_factor,
+                    rng_state, set_rng_state, summary_writer, truncate_log)
 
 
 @dataclass
@@ -92,7 +85,11 @@ class TrainerConfig:
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # "constant" | "cosine"
+    warmup_steps: int = 0
+    min_lr_fraction: float = 0.0   # the cosine's floor, a fraction of each group's lr
     grad_clip: float | None = None
+    clip_per_group: bool = False   # clip each parameter group's gradient norm on its own
     amp: str = "none"              # "none" | "bf16" | "fp16" (fp16 uses a GradScaler; CUDA only)
     ema_decay: float | None = None # keeps an EMA copy of the model when set
     ckpt_every: int = 100          # optimizer steps between checkpoints (plus one at the end)
@@ -102,117 +99,51 @@ class TrainerConfig:
 
 
 StepFn = Callable[[nn.Module, dict, torch.device], "tuple[torch.Tensor, dict[str, float]]"]
-
-
-# ----------------------------------------------------------------------------- RNG states
-
-
-def rng_state(device: torch.device | None = None) -> dict:
-    """This process's RNG states as tensors and plain values (``weights_only``-safe): torch's
-    CPU generator, the CUDA generator of ``device`` (when a CUDA device; an empty tensor
-    otherwise), numpy's global and Python's ``random``."""
-    np_state = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    on_cuda = device is not None and torch.device(device).type == "cuda"
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state(device) if on_cuda else torch.empty(0, dtype=torch.uint8),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": {"version": int(py_version), "state": torch.tensor(py_state, dtype=torch.int64),
-                   "gauss_next": py_gauss},
-    }
-
-
-def set_rng_state(state: dict, device: torch.device | None = None) -> None:
-    """Restore what :func:`rng_state` returned (the CUDA state into ``device``'s generator)."""
-    torch.set_rng_state(state["torch"].cpu())
-    cuda = state.get("cuda")
-    if device is not None and torch.device(device).type == "cuda" and cuda is not None and cuda.numel():
-        torch.cuda.set_rng_state(cuda.cpu(), device)
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), int(n["pos"]),
-                         int(n["has_gauss"]), float(n["cached_gaussian"])))
-    p = state["python"]
-    random.setstate((int(p["version"]), tuple(int(v) for v in p["state"].tolist()),
-                     p["gauss_next"]))
-
-
-# ----------------------------------------------------------------------------- data order
-
-
-def epoch_batches(n_items: int, batch_size: int, world_size: int, rank: int, seed: int,
-                  epoch: int) -> list[list[int]]:
-    """This rank's batches of one epoch: ``n_items // (batch_size * world_size)`` lists of
-    ``batch_size`` dataset indices (a permutation from ``(seed, epoch)``, cut into global
-    batches, the incomplete last one dropped; rank ``r`` takes slice ``r`` of each)."""
-    order = np.random.default_rng([int(seed), int(epoch)]).permutation(n_items)
-    glob = batch_size * world_size
-    return [order[g * glob + rank * batch_size: g * glob + (rank + 1) * batch_size].tolist()
-            for g in range(n_items // glob)]
-
-
-# ----------------------------------------------------------------------------- trainer
+Hook = Callable[[int, "Trainer"], None]
 
 
 class Trainer:
     """Train ``model`` on ``dataset`` with ``step_fn``; files go to ``out_dir``.
 
     Args:
-        model: the module to optimise (moved to the device; ``trainer.model``).
-        dataset: map-style dataset (``len`` and integer indexing), optionally ``set_epoch``.
-        cfg: :class:`TrainerConfig`.
-        out_dir: folder of ``last.pt``, ``log.csv`` (and ``tb/``).
-        step_fn: ``(model maybe DDP-wrapped, collated batch, device) -> (loss, terms)``; the
-            loss is a scalar tensor (a mean over the batch), ``terms`` floats (or 0-d
-            tensors) to log, the same keys every step.
-        param_groups: ``model -> [{"params": ..., "lr": ...}, ...]`` for the optimizer;
-            default every parameter with ``requires_grad`` at ``cfg.lr``.
-        collate_fn: batches a list of items (default :func:`coursekit.data.dataset.collate`).
+        model, dataset: the module to optimise (moved to the device) and a map-style dataset.
+        cfg: :class:`TrainerConfig`; out_dir: folder of ``last.pt``, ``log.csv`` (and ``tb/``).
+        step_fn: ``(model maybe DDP-wrapped, collated batch, device) -> (loss, terms)``: a
+            scalar mean loss and floats to log (the same keys every step).
+        kind, model_config, meta: stored beside the weights (:mod:`coursekit.checkpoint`),
+            so ``last.pt`` loads for inference; ``trainer.meta`` may be updated meanwhile.
+        param_groups: ``model -> [{"params": ..., "lr": ...}, ...]`` (default: every
+            trainable parameter at ``cfg.lr``); collate_fn: batches a list of items.
         progress, desc: the tqdm bar (rank 0 only) and its label.
-        on_step: ``hook(step, trainer)`` after each optimizer step, before that step's
-            checkpoint (so what it draws from the RNGs is replayed on resume).
-        ddp_kwargs: extra ``DistributedDataParallel`` arguments (``find_unused_parameters``).
+        on_step: ``hook(step, trainer)`` after each optimizer step, before its checkpoint
+            (what it draws from the RNGs is replayed on resume); on_epoch_end:
+            ``hook(epoch, trainer)`` after the step that completes an epoch.
+        ddp_kwargs: extra ``DistributedDataParallel`` arguments.
 
-    Attributes: ``model`` (unwrapped, on ``device``), ``ema`` (unwrapped EMA copy or None),
-    ``wrapped`` (what ``step_fn`` gets), ``optimizer``, ``scaler``, ``step``, ``epoch``,
-    ``device``, ``rank``, ``world_size``, ``is_main``, ``seconds`` (training time so far),
-    ``should_stop``, ``checkpoint_path``, ``log_path``.
+    Attributes: ``model`` (unwrapped), ``ema`` (or None), ``wrapped`` (what ``step_fn``
+    gets), ``optimizer``, ``step``, ``epoch``, ``device``, ``rank``, ``world_size``,
+    ``seconds``, ``should_stop``, ``extra`` (hooks' state, saved and restored).
     """
 
     def __init__(self, model: nn.Module, dataset, cfg: TrainerConfig, out_dir, *, step_fn: StepFn,
+                 kind: str | None = None, model_config=None, meta: dict | None = None,
                  param_groups: Callable[[nn.Module], list[dict]] | None = None,
                  collate_fn=collate, progress: bool = True, desc: str = "train",
-                 on_step: Callable[[int, "Trainer"], None] | None = None,
+                 on_step: Hook | None = None, on_epoch_end: Hook | None = None,
                  ddp_kwargs: dict | None = None):
-        if cfg.amp not in AMP_DTYPES:
-            raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {cfg.amp!r}")
         if cfg.batch_size < 1 or cfg.grad_accum < 1 or cfg.ckpt_every < 1:
             raise ValueError("batch_size, grad_accum and ckpt_every must be positive")
+        lr_factor(cfg.lr_schedule, 0.0, 0)  # an unknown schedule fails here, not mid-run
         self.cfg, self.dataset, self.step_fn = cfg, dataset, step_fn
-        self.collate_fn, self.progress, self.desc, self.on_step = collate_fn, progress, desc, on_step
+        self.kind, self.model_config, self.meta = kind, model_config, dict(meta or {})
+        self.collate_fn, self.progress, self.desc = collate_fn, progress, desc
+        self.on_step, self.on_epoch_end = on_step, on_epoch_end
         self.out_dir = Path(out_dir)
         self.checkpoint_path, self.log_path = self.out_dir / "last.pt", self.out_dir / "log.csv"
 
-        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0")) if self.world_size > 1 else 0
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0")) if self.world_size > 1 else 0
-        device = pick_device(cfg.device)
-        if device.type == "cuda" and device.index is None:  # under torchrun: LOCAL_RANK's GPU
-            device = torch.device("cuda", self.local_rank if self.world_size > 1
-                                  else torch.cuda.current_device())
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        self.device = device
-        self.amp_dtype = AMP_DTYPES[cfg.amp]
-        if cfg.amp == "fp16" and device.type != "cuda":
-            raise ValueError(f"amp='fp16' needs a CUDA device (its GradScaler), not {device}; "
-                             "use amp='bf16' or 'none' here")
-        self._owns_group = False
-        if self.world_size > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-            self._owns_group = True
-        self.is_main = self.rank == 0
+        self.world_size, self.rank, device, self._owns_group = join_processes(cfg.device)
+        self.device, self.is_main = device, self.rank == 0
+        self.amp_dtype = check_amp(cfg.amp, device)
 
         self.model = model.to(device)
         self.ema = None
@@ -229,7 +160,9 @@ class Trainer:
                   [{"params": [p for p in self.model.parameters() if p.requires_grad]}])
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas),
                                            weight_decay=cfg.weight_decay)
-        self.scaler = _grad_scaler(cfg.amp == "fp16")
+        for group in self.optimizer.param_groups:
+            group.setdefault("base_lr", group["lr"])
+        self.scaler = grad_scaler(cfg.amp == "fp16")
 
         self.batches_per_epoch = len(dataset) // (cfg.batch_size * self.world_size)
         if self.batches_per_epoch < 1:
@@ -238,44 +171,51 @@ class Trainer:
         if cfg.max_steps is not None:
             self.total_steps = int(cfg.max_steps)
         else:
-            self.total_steps = cfg.epochs * self.batches_per_epoch // cfg.grad_accum
+            self.total_steps = max(1, cfg.epochs * self.batches_per_epoch // cfg.grad_accum)
         self.step, self.epoch, self.seconds = 0, 0, 0.0
         self._pos = 0  # batches of this epoch already taken
         self.should_stop = False
+        self.extra: dict = {}
         self._saved_step = -1
 
     # ------------------------------------------------------------------ state
 
-    def state_dict(self, rng_states: list) -> dict:
-        """Everything :meth:`load_state_dict` needs (``rng_states``: one dict per rank)."""
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+    def checkpoint(self, rng_states: list) -> dict:
+        """The ``last.pt`` dict (``rng_states``: one dict per rank)."""
+        training = {"optimizer": self.optimizer.state_dict(),
+                    "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+                    "step": self.step, "epoch": self.epoch, "batch": self._pos,
+                    "seconds": self.seconds, "world_size": self.world_size, "rng": rng_states,
+                    "config": dataclasses.asdict(self.cfg), "extra": plain(self.extra)}
+        return {"kind": self.kind, "format_version": FORMAT_VERSION,
+                "model_config": plain(self.model_config or {}),
+                "model": self.model.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else {},
-                "step": self.step, "epoch": self.epoch, "batch": self._pos,
-                "seconds": self.seconds, "world_size": self.world_size, "rng": rng_states,
-                "config": dataclasses.asdict(self.cfg), "kind": "coursekit-trainer"}
+                "meta": plain(self.meta), "training": training}
 
-    def load_state_dict(self, ckpt: dict) -> None:
-        """Restore a :meth:`state_dict` (this rank's RNG state when the world size matches)."""
+    def load_state(self, ckpt: dict) -> None:
+        """Restore a :meth:`checkpoint` (this rank's RNG state when the world size matches)."""
+        training = ckpt.get("training")
+        if not training:
+            raise ValueError(f"{self.checkpoint_path}: holds no training state to resume")
         self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.scaler is not None and ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
+        self.optimizer.load_state_dict(training["optimizer"])
+        if self.scaler is not None and training.get("scaler"):
+            self.scaler.load_state_dict(training["scaler"])
         if self.ema is not None:
-            if ckpt.get("ema"):
-                self.ema.load_state_dict(ckpt["ema"])
-            else:
-                self.ema.load_state_dict(self.model.state_dict())
-        self.step, self.epoch = int(ckpt["step"]), int(ckpt["epoch"])
-        self._pos, self.seconds = int(ckpt["batch"]), float(ckpt["seconds"])
-        old = ckpt.get("config", {})
+            self.ema.load_state_dict(ckpt.get("ema") or self.model.state_dict())
+        self.step, self.epoch = int(training["step"]), int(training["epoch"])
+        self._pos, self.seconds = int(training["batch"]), float(training["seconds"])
+        self.extra = dict(training.get("extra") or {})
+        self.meta.update(ckpt.get("meta") or {})
+        old = training.get("config", {})
         changed = [k for k in ("batch_size", "grad_accum", "seed") if old.get(k) != getattr(self.cfg, k)]
-        if int(ckpt.get("world_size", 1)) != self.world_size:
+        if int(training.get("world_size", 1)) != self.world_size:
             changed.append("world_size")
         if changed:
             warnings.warn(f"{self.checkpoint_path}: resuming with other {', '.join(changed)}; "
                           "the data order will not continue the run's exactly", stacklevel=3)
-        states = ckpt.get("rng") or []
+        states = training.get("rng") or []
         if len(states) == self.world_size:
             set_rng_state(states[self.rank], self.device)
         else:
@@ -289,11 +229,22 @@ class Trainer:
             states = [None] * self.world_size
             dist.all_gather_object(states, rng_state(self.device))
         if self.is_main:
-            save_checkpoint(self.checkpoint_path, **self.state_dict(states))
+            save_checkpoint(self.checkpoint_path, **self.checkpoint(states))
         if self.world_size > 1:
             dist.barrier()
         self._saved_step = self.step
         return self.checkpoint_path
+
+    def export(self, path, *, model: nn.Module | dict | None = None, half: bool = False) -> Path:
+        """Write the inference checkpoint (no training state) to ``path``: ``model``'s
+        weights when given (e.g. the best epoch's), else the EMA copy's when there is
+        one, else the model's; ``half`` stores them in fp16."""
+        if self.kind is None:
+            raise ValueError("Trainer(kind=...) is needed to export a loadable checkpoint")
+        weights = model if model is not None else (self.ema if self.ema is not None else self.model)
+        meta = {**self.meta, "steps": self.step, "seconds": round(self.seconds, 3)}
+        return save_checkpoint(path, **model_checkpoint(self.kind, weights, self.model_config,
+                                                        meta=meta, half=half))
 
     # ------------------------------------------------------------------ loop
 
@@ -315,9 +266,20 @@ class Trainer:
                 self._pos += 1
                 yield batch
 
+    def _set_lr(self) -> None:
+        cfg = self.cfg
+        progress = self.step / max(self.total_steps, 1)
+        if cfg.max_minutes and cfg.max_steps is None:
+            progress = max(progress, self.seconds / (60.0 * cfg.max_minutes))
+        factor = lr_factor(cfg.lr_schedule, progress, self.step, cfg.warmup_steps,
+                           cfg.min_lr_fraction)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+
     def _optimizer_step(self, stream) -> dict:
         """``grad_accum`` micro-batches, one optimizer step; returns the logged row."""
         cfg, ddp = self.cfg, self.world_size > 1
+        self._set_lr()
         sums: dict[str, float] = {}
         for micro in range(cfg.grad_accum):
             batch = next(stream)
@@ -335,9 +297,11 @@ class Trainer:
                "lr": self.optimizer.param_groups[0]["lr"]}
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        if cfg.grad_clip is not None:
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            row["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+        if cfg.grad_clip is not None:  # all parameters together, or each group on its own
+            groups = [g["params"] for g in self.optimizer.param_groups]
+            groups = groups if cfg.clip_per_group else [[p for g in groups for p in g]]
+            row["grad_norm"] = max(float(torch.nn.utils.clip_grad_norm_(g, cfg.grad_clip))
+                                   for g in groups)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -347,7 +311,7 @@ class Trainer:
         if self.ema is not None:
             # warm-up: early on the average covers the steps so far, not a stale start
             decay = min(cfg.ema_decay, (1 + self.step) / (10 + self.step))
-            _ema_update(self.ema, self.model, decay)
+            ema_update(self.ema, self.model, decay)
         self.step += 1
         return row
 
@@ -376,25 +340,28 @@ class Trainer:
                 dist.destroy_process_group()
                 self._owns_group = False
 
-    def _fit(self, resume: bool) -> dict:
+    def _start(self, resume: bool):
+        """Restore or reset the state; open the log, TensorBoard and the bar (rank 0)."""
         from tqdm.auto import tqdm
 
         resumed = resume and self.checkpoint_path.is_file()
         if resumed:
-            self.load_state_dict(load_checkpoint(self.checkpoint_path))
+            self.load_state(read_checkpoint(self.checkpoint_path))
         else:
             self.step, self.epoch, self._pos, self.seconds = 0, 0, 0, 0.0
-            self._saved_step = -1
+            self._saved_step, self.extra = -1, {}
             seed_everything(self.cfg.seed + self.rank)
-        log = tb = bar = None
-        if self.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            if resumed:
-                _truncate_log(self.log_path, self.step)
-            log = CSVLogger(self.log_path, append=resumed)
-            tb = _summary_writer(self.out_dir / "tb", self.step)
-            bar = tqdm(total=self.total_steps, initial=min(self.step, self.total_steps),
-                       desc=self.desc, disable=not self.progress, dynamic_ncols=True)
+        if not self.is_main:
+            return None, None, None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resumed:
+            truncate_log(self.log_path, self.step)
+        bar = tqdm(total=self.total_steps, initial=min(self.step, self.total_steps),
+                   desc=self.desc, disable=not self.progress, dynamic_ncols=True)
+        return CSVLogger(self.log_path, append=resumed), summary_writer(self.out_dir / "tb", self.step), bar
+
+    def _fit(self, resume: bool) -> dict:
+        log, tb, bar = self._start(resume)
         self.should_stop = False
         self.model.train()
         stream = self._micro_batches()
@@ -405,7 +372,7 @@ class Trainer:
                 self.seconds = base + time.time() - start
                 row["seconds"] = round(self.seconds, 3)
                 if self.is_main:
-                    _log_row(log, row)
+                    log_row(log, row)
                     if tb is not None:
                         for k, v in row.items():
                             if k not in ("step", "epoch"):
@@ -414,6 +381,9 @@ class Trainer:
                     bar.set_postfix(loss=f"{row['loss']:.4f}")
                 if self.on_step is not None:
                     self.on_step(self.step, self)
+                    self.model.train()
+                if self.on_epoch_end is not None and self._pos >= self.batches_per_epoch:
+                    self.on_epoch_end(self.epoch, self)
                     self.model.train()
                 if self.step % self.cfg.ckpt_every == 0:
                     self.save()
@@ -428,65 +398,3 @@ class Trainer:
                     tb.close()
         return {"steps": self.step, "seconds": self.seconds,
                 "checkpoint": self.checkpoint_path, "log": self.log_path}
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-@torch.no_grad()
-def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """``ema = decay * ema + (1 - decay) * model`` on floating parameters; buffers copied."""
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach(), 1.0 - decay)
-    for e, b in zip(ema.buffers(), model.buffers()):
-        e.copy_(b)
-
-
-def _grad_scaler(enabled: bool):
-    if not enabled:
-        return None
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler("cuda")
-    return torch.cuda.amp.GradScaler()  # torch < 2.3
-
-
-def _summary_writer(folder: Path, step: int):
-    """A TensorBoard writer when ``torch.utils.tensorboard`` imports, else None."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # tensorboard not installed
-        return None
-    return SummaryWriter(str(folder), purge_step=step or None)
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep the complete rows up to ``step``: a killed run may have logged steps after its
-    last checkpoint (they are redone) or left half a row."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows or "step" not in rows[0]:
-        return
-    header, col = rows[0], rows[0].index("step")
-
-    def keep(row) -> bool:
-        try:
-            return len(row) == len(header) and float(row[col]) <= step
-        except ValueError:
-            return False
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows([header, *filter(keep, rows[1:])])
-    os.replace(tmp, path)
-
-
-def _log_row(log: CSVLogger, row: dict) -> None:
-    if log.fields is not None and set(row) - set(log.fields):
-        extra = sorted(set(row) - set(log.fields))
-        if not getattr(log, "_warned", False):
-            warnings.warn(f"{log.path}: not logging new columns {extra}", stacklevel=3)
-            log._warned = True
-        row = {k: v for k, v in row.items() if k in log.fields}
-    log.log(**row)

@@ -1,0 +1,117 @@
+"""The baselines every table puts beside a model, built in one place.
+
+* **shuffled audio**: the model driven by another utterance's audio, the partner chosen by
+  :func:`shuffle_partners` (the next utterance of the same speaker) and cut or padded to
+  the clip's length by :func:`fit_length`;
+* **position only**: no audio, no frames: each AU guessed from the frame's position in the
+  clip, the training clips' occurrence rate there thresholded at 0.5
+  (:func:`label_priors`, :func:`position_predict`);
+* **copy identity**: the identity frame repeated (:func:`copy_identity`);
+* **real frames**: the video itself (the judge's own ceiling).
+
+:func:`frame_rows` makes the frames of every framed row of one clip; :func:`au_scores` pools
+AU predictions of clips into per-AU F1 and accuracy. Used by
+:func:`~coursekit.evaluate.evaluate_checkpoint` (and so ``evaluate_talker``),
+:func:`~coursekit.evaluate.audio2au.evaluate_audio2au` and
+:func:`~coursekit.train.syncnet.evaluate_syncnet`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.dataset import FIELD_FILES
+from ..metrics import accuracy_per_au, f1_per_au
+
+ROWS = ("model", "shuffled audio", "position only", "copy identity", "real frames")
+"""The rows of a generator's evaluation: the generator and its baselines."""
+
+
+def clip_array(clip: dict, root, field: str) -> np.ndarray:
+    """One field (:data:`~coursekit.data.dataset.FIELD_FILES`) of a clip, read whole."""
+    folder = Path(clip["path"]) if "path" in clip else Path(root) / clip["dir"]
+    return np.load(folder / FIELD_FILES[field])
+
+
+def shuffle_partners(clips: list[dict]) -> list[int]:
+    """For each clip, the index of another clip whose audio replaces its own: the next
+    utterance (cyclically, by name) of the same speaker, or the next clip in (speaker, utt)
+    order when the speaker has only one. Never the clip itself when there are two or more."""
+    order = sorted(range(len(clips)), key=lambda i: (clips[i]["speaker"], clips[i]["utt"]))
+    partners = [None] * len(clips)
+    for i in order:
+        own = [j for j in order if clips[j]["speaker"] == clips[i]["speaker"]]
+        if len(own) > 1:
+            partners[i] = own[(own.index(i) + 1) % len(own)]
+        else:
+            partners[i] = order[(order.index(i) + 1) % len(order)]
+    return partners
+
+
+def fit_length(x, n: int):
+    """``x`` (a numpy array or a tensor, ``(T, ...)``) cut to its first ``n`` rows, or padded
+    to ``n`` by repeating its last row; the same type back."""
+    if len(x) >= n:
+        return x[:n]
+    if isinstance(x, torch.Tensor):
+        return torch.cat([x, x[-1:].expand(n - len(x), *x.shape[1:])])
+    return np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)])
+
+
+def shuffled_mfcc(root, clips: list[dict], partners: list[int], i: int, n: int) -> np.ndarray:
+    """Raw MFCC windows ``(n, 12, 28)`` of clip ``i``'s partner, fitted to ``n`` frames."""
+    return fit_length(clip_array(clips[partners[i]], root, "mfcc"), n)
+
+
+def label_priors(root, clips: list[dict]) -> dict[str, torch.Tensor]:
+    """Occurrence statistics of training clips for the loss weights and the baselines:
+    ``rates (5,)`` overall occurrence rate per AU; ``position_rates (T_max, 5)`` rate at
+    each frame index; ``position_counts (T_max,)`` clips long enough for that index."""
+    occ = [clip_array(c, root, "occurrence").astype(np.float64) for c in clips]
+    if not occ:
+        raise ValueError("label_priors: no training clips")
+    t_max = max(len(o) for o in occ)
+    sums, counts = np.zeros((t_max, occ[0].shape[1])), np.zeros(t_max)
+    for o in occ:
+        sums[:len(o)] += o
+        counts[:len(o)] += 1
+    rates = np.concatenate(occ).mean(0)
+    return {"rates": torch.tensor(rates, dtype=torch.float32),
+            "position_rates": torch.tensor(sums / counts[:, None], dtype=torch.float32),
+            "position_counts": torch.tensor(counts, dtype=torch.float32)}
+
+
+def position_predict(position_rates, n: int, threshold: float = 0.5) -> np.ndarray:
+    """Position-only guess ``(n, 5)`` bool: the rate at each frame index (past the longest
+    training clip, the last index's rate) ``>= threshold``."""
+    rates = np.asarray(position_rates)
+    idx = np.minimum(np.arange(n), len(rates) - 1)
+    return rates[idx] >= threshold
+
+
+def copy_identity(identity: torch.Tensor, n: int) -> torch.Tensor:
+    """The identity image ``(3, S, S)`` as a still clip ``(n, 3, S, S)`` (a view)."""
+    return identity[None].expand(n, -1, -1, -1)
+
+
+def frame_rows(render, item: dict, own, other) -> dict[str, torch.Tensor]:
+    """Frames ``(T, 3, S, S)`` of every framed row of one clip.
+
+    render: ``render(identity, mfcc) -> frames``; item: a
+    :class:`~coursekit.data.dataset.TalkingFaceDataset` item with ``identity`` and
+    ``frames``; own, other: normalised MFCC windows ``(T, 12, 28)`` of the clip and of its
+    partner (:func:`shuffled_mfcc`)."""
+    return {"model": render(item["identity"], own),
+            "shuffled audio": render(item["identity"], other),
+            "copy identity": copy_identity(item["identity"], len(item["frames"])),
+            "real frames": item["frames"]}
+
+
+def au_scores(preds: list[np.ndarray], truth: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-AU ``(F1 (5,), accuracy (5,))`` of every frame of the clips pooled: ``preds`` and
+    ``truth`` are per-clip ``(T_i, 5)`` bool arrays."""
+    pred, true = np.concatenate(preds), np.concatenate(truth)
+    return f1_per_au(pred, true), accuracy_per_au(pred, true)

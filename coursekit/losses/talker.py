@@ -1,0 +1,71 @@
+"""The total loss of the talking-face generator (paper eq. 11)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .au import au_loss
+from .image import identity_loss, l1_reconstruction
+from .vgg import PerceptualLoss
+
+
+@dataclass
+class TalkerLossWeights:
+    """The trade-off weights of eq. 11 (paper's values as defaults)."""
+
+    rec: float = 1.5
+    id: float = 1.5
+    per: float = 0.07
+    au: float = 0.02
+
+
+class TalkerLoss(nn.Module):
+    """Eq. 11: ``rec * L_rec + id * L_id + per * L_per + au * L_au``.
+
+    Args:
+        au_weights: ``(5,)`` per-AU weights of eq. 5-6 (:func:`au_class_weights` of the
+            training set's occurrence rates); None = all 1.
+        weights: :class:`TalkerLossWeights` (or a dict of its fields).
+        perceptual: a :class:`PerceptualLoss`; None builds one (weights from
+            ``COURSEKIT_VGG19_WEIGHTS`` or the warned fallback). Skipped when ``per == 0``.
+        dice_eps: the smoothing term of eq. 6.
+
+    ``forward(pred_frames, target_frames, identity, au_logits=None, au_targets=None,
+    mask=None)`` with frames ``(B, T, 3, H, W)``, identity ``(B, 3, H, W)``, the AU
+    classifier's logits on the generated frames ``(B, T, 5)`` and the true occurrences
+    ``(B, T, 5)``, mask ``(B, T)`` bool. Returns ``{"total", "rec", "id", "per", "au"}``
+    scalars (the unweighted terms and their weighted sum; ``au`` is 0 without logits).
+    """
+
+    def __init__(self, au_weights=None, weights: TalkerLossWeights | dict | None = None,
+                 perceptual: PerceptualLoss | None = None, dice_eps: float = 1.0):
+        super().__init__()
+        if isinstance(weights, dict):
+            weights = TalkerLossWeights(**weights)
+        self.weights = weights or TalkerLossWeights()
+        au_w = torch.ones(5) if au_weights is None else torch.as_tensor(au_weights).float()
+        self.register_buffer("au_weights", au_w.reshape(-1))
+        if perceptual is None and self.weights.per != 0:
+            perceptual = PerceptualLoss()
+        self.perceptual = perceptual
+        self.dice_eps = float(dice_eps)
+
+    def forward(self, pred_frames: torch.Tensor, target_frames: torch.Tensor,
+                identity: torch.Tensor, au_logits: torch.Tensor | None = None,
+                au_targets: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        zero = pred_frames.new_zeros(())
+        terms = {
+            "rec": l1_reconstruction(pred_frames, target_frames, mask),
+            "id": identity_loss(pred_frames, identity, mask),
+            "per": (self.perceptual(pred_frames, target_frames, mask)
+                    if self.perceptual is not None and self.weights.per != 0 else zero),
+            "au": (au_loss(au_logits, au_targets, self.au_weights, mask, self.dice_eps)
+                   if au_logits is not None else zero),
+        }
+        lam = asdict(self.weights)
+        terms["total"] = sum(lam[k] * terms[k] for k in ("rec", "id", "per", "au"))
+        return terms
