@@ -36,7 +36,7 @@ samples: setup
 	$(BIN)/coursekit samples generate --out data_samples
 
 checkpoints: setup
-	$(BIN)/python benchmarks/talker_tiny.py --save checkpoints/tiny
+	$(BIN)/python benchmarks/talker_tiny.py --save coursekit/assets/tiny
 
 clean-venv:
 	rm -rf $(VENV)

@@ -49,13 +49,15 @@ def main() -> None:
 
     import torch
 
+    from coursekit.checkpoint import read_checkpoint
     from coursekit.data.dataset import load_index
     from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
     from coursekit.data.splits import make_split
     from coursekit.evaluate import evaluate_audio2au, results_table
+    from coursekit.runtime import RunContext
     from coursekit.train.audio2au import MODEL_PRESETS, Audio2AUTrainConfig, train_audio2au
 
-    torch.set_num_threads(1)
+    RunContext(device="cpu", threads=1).apply()
     load_start = os.getloadavg()[0]
     t0 = time.time()
     prep = preprocess_corpus(args.grid, args.proc, PreprocessConfig(), workers=2,
@@ -69,8 +71,7 @@ def main() -> None:
     print(f"{len(train)} train / {len(held)} held-out clips; training {args.minutes} min")
 
     cfg = Audio2AUTrainConfig(epochs=args.epochs, max_minutes=args.minutes, seed=args.seed,
-                              device="cpu", model=dict(MODEL_PRESETS[args.model]),
-                              num_threads=1)
+                              device="cpu", model=dict(MODEL_PRESETS[args.model]))
     summary = train_audio2au(args.proc, args.run, cfg, clips=train)
     t1 = time.time()
     results = evaluate_audio2au(summary["checkpoint"], args.proc, held)
@@ -87,8 +88,8 @@ def main() -> None:
         checks.append(f"- {au}: F1 {f1:.3f} (target >= {min_f1:.2f}), shuffled audio "
                       f"{shuf:.3f}, lead {f1 - shuf:+.3f} (target >= {lead:.2f}): "
                       f"**{'met' if ok else 'NOT met'}**")
-    n_params = sum(v.numel() for v in torch.load(summary["checkpoint"], weights_only=True)
-                   ["state_dict"].values() if v.dtype.is_floating_point)
+    n_params = sum(v.numel() for v in read_checkpoint(summary["checkpoint"])["model"].values()
+                   if v.dtype.is_floating_point)
     rates = " ".join(f"{a} {r:.3f}" for a, r in zip(aus, results["true_rates"]))
     best = ", ".join(f"{a} {e}" for a, e in summary["best_epoch"].items())
     text = f"""# Audio2AU on real GRID s1 (`benchmarks/audio2au_grid.py`)

@@ -51,10 +51,11 @@ def main() -> None:
     from coursekit.metrics import mouth_opening
     from coursekit.models.config import DiffusionConfig
     from coursekit.train.audio2au import Audio2AUTrainConfig, train_audio2au
-    from coursekit.train.common import load_checkpoint
+    from coursekit.checkpoint import read_checkpoint
+    from coursekit.runtime import RunContext
     from coursekit.train.diffusion import DiffusionTrainConfig, load_renderer, train_diffusion
 
-    torch.set_num_threads(2)
+    RunContext(device="cpu", threads=2).apply()
     work = Path(args.work)
     data = work / "grid64"
     start = time.time()
@@ -66,15 +67,14 @@ def main() -> None:
     a2a_path = work / "audio2au.pt"
     if not (args.resume and a2a_path.is_file()):
         a2a_cfg = Audio2AUTrainConfig(model=__import__("dataclasses").asdict(model_cfg.talker.audio2au),
-                                      max_minutes=args.a2a_minutes, epochs=1000)
+                                      max_minutes=args.a2a_minutes, epochs=1000, device="cpu")
         a2a_path = Path(train_audio2au(data, work, a2a_cfg, clips=train)["checkpoint"])
-    a2a = load_checkpoint(a2a_path)
-    stats = (a2a["mfcc_mean"].numpy(), a2a["mfcc_std"].numpy())
+    a2a = read_checkpoint(a2a_path)
+    stats = (a2a["meta"]["mfcc_mean"].numpy(), a2a["meta"]["mfcc_std"].numpy())
 
-    tc = DiffusionTrainConfig.tiny()
-    tc.trainer.max_minutes, tc.trainer.max_steps = None, args.train_steps
+    tc = DiffusionTrainConfig.tiny(max_minutes=None, max_steps=args.train_steps)
     ckpt_path = train_diffusion(data, train, work / "diffusion.pt", model_cfg, tc, mfcc_stats=stats,
-                                audio2au_state=a2a["state_dict"], resume=args.resume)
+                                audio2au_state=a2a["model"], resume=args.resume)
     model, ckpt = load_renderer(ckpt_path)
 
     # mouth opening of generated frames against the real mouth, own audio and shuffled audio

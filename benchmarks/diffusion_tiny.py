@@ -2,7 +2,7 @@
 
 1. preprocess ``data_samples/`` at 64 px with its ground truth (skipped when already done);
 2. train the tiny diffusion renderer on the training utterances of spk1-spk4, reusing the
-   committed Audio2AU (``checkpoints/tiny/audio2au.pt``, pre-trained on the same clips);
+   committed Audio2AU (``coursekit/assets/tiny/audio2au.pt``, pre-trained on the same clips);
 3. on held-out utterances: AU occurrence F1 of the frames (read by the committed judge),
    PSNR and SSIM, beside shuffled audio, position only, copy identity and the committed
    image-decoder talker (and the same rows on the test speakers spk5-spk6); how much of ``1 - A`` lies in the lower face; how far the generated
@@ -10,7 +10,7 @@
 
 Writes a Markdown report (``--out``); ``--save DIR`` stores the renderer (fp16 weights) there.
 
-    python benchmarks/diffusion_tiny.py [--train-steps 900] [--save checkpoints/tiny]
+    python benchmarks/diffusion_tiny.py [--train-steps 900] [--save coursekit/assets/tiny]
 """
 
 import argparse
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/coursekit_tiny")
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps for the evaluation")
     parser.add_argument("--out", default="benchmarks/diffusion_tiny.md")
-    parser.add_argument("--save", help="copy the renderer to this folder, e.g. checkpoints/tiny")
+    parser.add_argument("--save", help="copy the renderer to this folder, e.g. coursekit/assets/tiny")
     parser.add_argument("--checkpoint", help="evaluate this renderer instead of training one")
     args = parser.parse_args()
 
@@ -48,34 +48,27 @@ def main() -> None:
     from coursekit.models.config import DiffusionConfig
     from coursekit.models.disentangle import lower_face_mass
     from coursekit.train.au_classifier import load_au_classifier
-    from coursekit.train.common import load_checkpoint, save_checkpoint
+    from coursekit.checkpoint import read_checkpoint
     from coursekit.train.diffusion import DiffusionTrainConfig, load_renderer, train_diffusion
     from coursekit.train.talker import load_talker
 
-    root = Path(__file__).resolve().parent.parent
-    ckpts = root / "checkpoints" / "tiny"
+    from coursekit.assets import TINY_DIR as ckpts
     work = Path(args.work)
     samples = tiny_samples(work)
     data, split = samples.data, samples.split
     train, test = split.train, split.heldout
-    a2a = load_checkpoint(ckpts / "audio2au.pt")
-    stats = (a2a["mfcc_mean"].numpy(), a2a["mfcc_std"].numpy())
+    a2a = read_checkpoint(ckpts / "audio2au.pt")
+    stats = (a2a["meta"]["mfcc_mean"].numpy(), a2a["meta"]["mfcc_std"].numpy())
 
     path = Path(args.checkpoint) if args.checkpoint else None
     if path is None:
-        tc = DiffusionTrainConfig.tiny()
-        tc.trainer.max_minutes = args.minutes
-        tc.trainer.max_steps = args.train_steps
+        tc = DiffusionTrainConfig.tiny(max_minutes=args.minutes, max_steps=args.train_steps)
         run = work / "diffusion_run"
         if not args.resume:
             shutil.rmtree(run, ignore_errors=True)
-        raw = train_diffusion(data, train, run / "diffusion.pt", DiffusionConfig.tiny(), tc,
-                              mfcc_stats=stats, audio2au_state=a2a["state_dict"],
-                              resume=args.resume)
-        ckpt = load_checkpoint(raw)
-        ckpt["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-        path = run / "diffusion_fp16.pt"
-        save_checkpoint(path, **ckpt)
+        path = train_diffusion(data, train, run / "diffusion.pt", DiffusionConfig.tiny(), tc,
+                               mfcc_stats=stats, audio2au_state=a2a["model"],
+                               resume=args.resume, half=True)  # EMA weights in fp16
     model, ckpt = load_renderer(path)  # the stored (fp16-rounded) weights are what we judge
     judge = load_au_classifier(ckpts / "judge.pt")
     talker, _ = load_talker(ckpts / "talker.pt")

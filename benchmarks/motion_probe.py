@@ -34,7 +34,7 @@ End to end, on the CPU (results printed and written to ``--out``):
 Goals for the audio route on the unseen speakers: median correlation >= 0.7, spread ratio
 0.8-1.25, and >= 0.15 above the other-clip baseline. PNGs go to ``--png``.
 
-    COURSEKIT_GRID_DIR=/path/to/grid python benchmarks/motion_probe.py [--save checkpoints/grid/motion.pt]
+    COURSEKIT_GRID_DIR=/path/to/grid python benchmarks/motion_probe.py [--save coursekit/assets/grid/motion.pt]
 """
 
 import argparse
@@ -94,7 +94,8 @@ def render(photo, transform, source, targets, dark=False):
         if dark:
             from coursekit.face import transform_points
 
-            mask = warp.mouth_mask(transform_points(target, inv), photo.shape[:2])[..., None]
+            mask = warp.mouth_mask(transform_points(target, inv), photo.shape[:2],
+                                   feather=0.04)[..., None]
             frame = (frame * (1 - 0.75 * mask) + 25 * 0.75 * mask).astype(np.uint8)
         out.append(frame)
     return np.stack(out)
@@ -108,7 +109,9 @@ def score(opening, real):
 
 
 def evaluate_clip(clip, proc, motion, drive, detector, png=None):
-    """Per route ``(correlation, spread)`` for one held-out clip; ``drive``: route -> AUs."""
+    """Per route ``(correlation, spread, landmark correlation, landmark spread)`` for one
+    held-out clip (the last two: of the driving landmarks themselves, before the warp and
+    the tracking); ``drive``: route -> AUs."""
     from coursekit import warp
     from coursekit.face import track_landmarks
     from coursekit.metrics import mouth_opening
@@ -132,7 +135,7 @@ def evaluate_clip(clip, proc, motion, drive, detector, png=None):
             targets = warp.displace(source, relative_motion(motion, drive[key]))
         frames = render(photo, transform, source, targets, dark=route == "+ dark interior")
         opening = mouth_opening(track_landmarks(frames, detector, source=clip["utt"]))
-        results[route] = score(opening, real)
+        results[route] = score(opening, real) + score(mouth_opening(targets), real)
         videos[route] = frames
     if png is not None:
         save_png(png, clip, photo, videos, real)
@@ -154,13 +157,14 @@ def save_png(png, clip, photo, videos, real):
 
 
 def summary_table(rows, title):
-    lines = [f"**{title}** ({len(rows)} clips): median correlation / median spread ratio "
-             "(std generated / std real)", "", "| drive | correlation | spread ratio |",
-             "| --- | --- | --- |"]
+    lines = [f"**{title}** ({len(rows)} clips): medians of the correlation and of the spread "
+             "ratio (std generated / std real) of the mouth opening tracked on the warped "
+             "frames, and of the driving landmarks' own opening (before warp and tracking)", "",
+             "| drive | correlation | spread ratio | landmarks: correlation | landmarks: spread |",
+             "| --- | --- | --- | --- | --- |"]
     for route in ROUTES:
-        corr = np.median([r[route][0] for r in rows])
-        spread = np.median([r[route][1] for r in rows])
-        lines.append(f"| {route} | {corr:.2f} | {spread:.2f} |")
+        med = np.median([r[route] for r in rows], axis=0)
+        lines.append(f"| {route} | " + " | ".join(f"{v:.2f}" for v in med) + " |")
     return "\n".join(lines)
 
 
@@ -200,14 +204,13 @@ def main() -> None:
     train, samples, unseen, s1_held = splits(args.proc, args.samples_proc)
     a2u = Path(args.audio2au) if args.audio2au else run / "audio2au" / "audio2au.pt"
     if not a2u.is_file():
-        cfg = Audio2AUTrainConfig(epochs=1000, max_minutes=args.a2u_minutes, num_threads=1,
+        cfg = Audio2AUTrainConfig(epochs=1000, max_minutes=args.a2u_minutes,
                                   model=dict(MODEL_PRESETS["cpu"]), progress=False)
         train_audio2au(args.proc, a2u.parent, cfg, clips=train)
     qmap = fit_audio_map(a2u, args.proc, train, train)
     print(f"audio map fitted on {len(qmap['fitted_on'])} validation clips", flush=True)
 
-    tcfg = MotionTrainConfig()
-    tcfg.trainer.max_steps = args.steps
+    tcfg = MotionTrainConfig(max_steps=args.steps)
     motion_path = run / ("motion_grid.pt" if args.no_samples else "motion.pt")
     if not motion_path.is_file():
         train_motion(args.proc, train + ([] if args.no_samples else samples), motion_path,
@@ -230,7 +233,7 @@ def main() -> None:
                  "motion <- audio": own[i], "other clip's audio": other[i]}
         rows.append(evaluate_clip(clip, args.proc, motion, drive, detector,
                                   Path(args.png) if i < len(unseen) + 2 else None))
-        print(clip_key(clip), {k: tuple(round(x, 2) for x in v) for k, v in rows[-1].items()},
+        print(clip_key(clip), {k: tuple(round(x, 2) for x in v[:2]) for k, v in rows[-1].items()},
               flush=True)
     report = write_report(args, held, unseen, rows, loaded, qmap, a2u, time.time() - t0)
     print(report)
@@ -261,8 +264,9 @@ Held out from all training: the unseen speakers' clips {', '.join(c['utt'] for c
 (the first two `others` clips by name) and s1's every 5th utterance ({len(held) - n_unseen}).
 Motion model: {loaded.meta['steps']} steps, trained on {len(loaded.meta['train_clips'])} clips
 (s1 training utterances, the other three `others` clips{'' if args.no_samples else ', the 60 sample clips'}).
-Audio2AU: `{a2u}`; probability -> intensity quantile map fitted on its
-{len(qmap['fitted_on'])} validation clips.
+Audio2AU: `{a2u}` (unless given, the `cpu` preset trained by this script for
+{args.a2u_minutes:g} minutes on the same GRID clips); probability -> intensity quantile map
+fitted on its {len(qmap['fitted_on'])} validation clips.
 
 The identity is the clip's first frame at its own resolution (360x288); every frame is that
 photo warped by the thin-plate map of its crop; dlib tracks the warped frames; mouth opening

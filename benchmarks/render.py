@@ -24,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=("tiny", "paper"), default="tiny")
     parser.add_argument("--checkpoint", help="a trained renderer (overrides --config)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--frames", type=int, default=75, help="frames per clip (3 s at 25 fps)")
     parser.add_argument("--steps", default="5,10,25,50")
@@ -37,18 +37,19 @@ def main() -> None:
     from coursekit.models.config import DiffusionConfig
     from coursekit.models.diffusion import DiffusionTalker
     from coursekit.models.talker import count_parameters
+    from coursekit.runtime import RunContext
     from coursekit.train.diffusion import load_renderer
 
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    amp = {"fp32": "none", "bf16": "bf16", "fp16": "fp16"}[args.dtype]
+    ctx = RunContext(device=args.device, amp=amp, threads=args.threads).apply()
+    device = ctx.torch_device
     if args.checkpoint:
-        model, _ = load_renderer(args.checkpoint, args.device)
+        model, _ = load_renderer(args.checkpoint, device)
         name = Path(args.checkpoint).name
     else:
         torch.manual_seed(0)
         model = DiffusionTalker(getattr(DiffusionConfig, args.config)()).to(device).eval()
         name = f"{args.config} config"
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     s = model.image_size
     identity = torch.rand(1, 3, s, s, device=device) * 2 - 1
     mfcc = torch.randn(1, args.frames, 12, 28, device=device)
@@ -62,16 +63,14 @@ def main() -> None:
              f"Date: {time.strftime('%Y-%m-%d')}.\n",
              "| DDIM steps | seconds | frames/s | ms per frame | peak memory (GiB) |",
              "|---:|---:|---:|---:|---:|"]
-    autocast = (torch.autocast(device.type, dtype=dtype) if args.dtype != "fp32"
-                else torch.autocast(device.type, enabled=False))
-    with autocast:
+    with ctx.autocast():
         model.sample(identity, mfcc[:, :4], steps=1)  # warm-up
     for steps in [int(x) for x in args.steps.split(",")]:
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
-        with autocast:
+        with ctx.autocast():
             model.sample(identity, mfcc, steps=steps)
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -8,21 +8,23 @@
    audio, with another utterance's audio (shuffled) and delayed by 5 frames.
 
 Writes a Markdown report (``--out``, default ``benchmarks/syncnet_tiny.md``); with ``--save``
-copies the checkpoint there (``checkpoints/tiny/syncnet.pt``) and records the command in that
-folder's README.md.
+copies the checkpoint there (``coursekit/assets/tiny/syncnet.pt``) and records the command in
+``coursekit/assets/README.md``. (``coursekit train syncnet tiny --data DIR --out FILE.pt``
+trains the same expert from the command line.)
 
-    python benchmarks/syncnet_tiny.py [--steps 600] [--minutes M] [--work /tmp/coursekit_tiny] [--save checkpoints/tiny]
+    python benchmarks/syncnet_tiny.py [--steps 600] [--minutes M] [--work /tmp/coursekit_tiny] [--save coursekit/assets/tiny]
 """
 
 import argparse
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-README_SECTION = "## syncnet.pt"
+README_SECTION = "### syncnet.pt"
 
 
 def _table(results: dict) -> list[str]:
@@ -44,14 +46,13 @@ def _per_clip(results: dict) -> list[str]:
     return lines
 
 
-def _update_readme(folder: Path, text: str) -> None:
-    """Replace (or append) this script's section of ``folder/README.md``."""
-    path = folder / "README.md"
+def _update_readme(path: Path, text: str) -> None:
+    """Replace (or append) this script's section of the README at ``path``."""
     old = path.read_text() if path.is_file() else ""
-    if README_SECTION in old:
-        head, _, rest = old.partition(README_SECTION)
-        tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
-        old = head + tail.lstrip("\n")
+    if README_SECTION + "\n" in old:
+        head, _, rest = old.partition(README_SECTION + "\n")
+        after = re.search(r"\n#{1,3} ", rest)  # the next heading
+        old = head + (rest[after.start():].lstrip("\n") if after else "")
     path.write_text(old.rstrip("\n") + ("\n\n" if old.strip() else "") + text)
 
 
@@ -63,14 +64,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", default="/tmp/coursekit_tiny")
     parser.add_argument("--out", default="benchmarks/syncnet_tiny.md")
-    parser.add_argument("--save", help="copy syncnet.pt to this folder, e.g. checkpoints/tiny")
+    parser.add_argument("--save", help="copy syncnet.pt to this folder, e.g. coursekit/assets/tiny")
     args = parser.parse_args()
 
     import coursekit  # noqa: F401  (before torch)
     import torch
 
     from _setup import tiny_samples
+    from coursekit.assets import ASSETS_DIR
     from coursekit.models.syncnet import SyncNetConfig
+    from coursekit.runtime import RunContext
     from coursekit.train.syncnet import (SyncNetTrainConfig, evaluate_syncnet, load_syncnet,
                                          train_syncnet)
 
@@ -79,11 +82,12 @@ def main() -> None:
     data, split = samples.data, samples.split
     train, held, unseen = split.train, split.heldout, split.unseen
     model_cfg = SyncNetConfig.tiny()
-    cfg = SyncNetTrainConfig(steps=args.steps, max_minutes=args.minutes, num_threads=args.threads)
-    result = train_syncnet(data, train, work / "syncnet.pt", model_cfg, cfg,
-                           log_path=work / "syncnet.csv")
-    expert, ckpt = load_syncnet(result["checkpoint"])
-    stats = (ckpt["mfcc_mean"], ckpt["mfcc_std"])
+    RunContext(device="cpu", threads=args.threads).apply()
+    cfg = SyncNetTrainConfig.tiny()
+    cfg.max_steps, cfg.max_minutes = args.steps, args.minutes
+    result = train_syncnet(data, train, work / "syncnet.pt", model_cfg, cfg)
+    expert, meta = load_syncnet(result["checkpoint"])
+    stats = (meta["mfcc_mean"], meta["mfcc_std"])
     held_res = evaluate_syncnet(expert, data, held, stats)
     unseen_res = evaluate_syncnet(expert, data, unseen, stats)
     hist = result["history"]
@@ -121,7 +125,7 @@ def main() -> None:
         save.mkdir(parents=True, exist_ok=True)
         shutil.copy2(result["checkpoint"], save / "syncnet.pt")
         s = held_res["summary"]
-        _update_readme(save, (
+        _update_readme(ASSETS_DIR / "README.md", (
             f"{README_SECTION}\n\nThe lip-sync expert (`coursekit.train.syncnet.load_syncnet`), "
             f"trained on the training utterances of spk1-spk4 at 64 px by `{command}` "
             f"({time.strftime('%Y-%m-%d')}, {result['seconds'] / 60:.1f} min on one CPU thread). "

@@ -14,7 +14,7 @@ A checkpoint is a plain ``torch.save`` dict that loads with ``torch.load(weights
 
 :func:`load_checkpoint` rebuilds the model of any kind::
 
-    loaded = load_checkpoint("checkpoints/tiny/talker.pt")
+    loaded = load_checkpoint("coursekit/assets/tiny/talker.pt")
     loaded.kind, loaded.model, loaded.config, loaded.meta["mfcc_mean"]
 
 Files written before this format (the layouts ``renderer=...``, ``kind="coursekit-..."``

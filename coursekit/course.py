@@ -2,10 +2,13 @@
 
 ``coursekit course run --out runs/latest`` executes ``notebooks/NN_*.ipynb`` in order, writing
 each executed notebook (outputs included) to the run folder, with the same parameters for all
-of them (data folder, config size, device, seed; each notebook writes into its own output
-folder ``RUN/NN_name/``). Budgets such as ``epochs`` keep each notebook's own default (tuned so
-the whole course runs in minutes on a laptop CPU) unless a parameters file sets them. A lab can
-hand its students a YAML/JSON parameters file instead of editing notebooks.
+of them (data folder, shipped checkpoints, config size, device, seed; each notebook writes into
+its own output folder ``RUN/NN_name/``). Budgets such as ``epochs`` keep each notebook's own
+default (tuned so the whole course runs in minutes on a laptop CPU) unless a parameters file
+sets them. A lab can hand its students a YAML/JSON parameters file instead of editing notebooks.
+
+The notebooks come with the source repository: the folder given (``--notebooks``), else the
+checkout's ``notebooks/``, else ``./notebooks``.
 
 At the end the run folder gets ``summary.md``: the time of each notebook, the evaluation table
 (notebook 07's ``evaluation.md``) and the generated videos (notebook 08's mp4 files).
@@ -17,21 +20,31 @@ import json
 import time
 from pathlib import Path
 
+from .assets import TINY_DIR
+from .data.corpus import SAMPLES_DIR, SAMPLES_HINT
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
+"""The notebooks of a source checkout (an installed package has none)."""
 DEFAULT_PARAMETERS = {
     "config": "tiny",
     "device": "cpu",
-    "data_dir": str(REPO / "data_samples"),
+    "data_dir": str(SAMPLES_DIR),
+    "checkpoint_dir": str(TINY_DIR),
     "seed": 0,
 }
 
 
-def notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
-    """The course notebooks in order (``NN_name.ipynb``)."""
+def notebooks(folder: str | Path | None = None) -> list[Path]:
+    """The course notebooks in order (``NN_name.ipynb``) of ``folder``; by default
+    :data:`NOTEBOOK_DIR`, else ``./notebooks``. FileNotFoundError (one line) when none."""
+    if folder is None:
+        folder = NOTEBOOK_DIR if NOTEBOOK_DIR.is_dir() else Path.cwd() / "notebooks"
     found = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
     if not found:
-        raise FileNotFoundError(f"{folder}: no course notebooks (NN_name.ipynb) found")
+        raise FileNotFoundError(f"{folder}: no course notebooks (NN_name.ipynb); they come "
+                                "with the source repository (its notebooks/ folder): run from "
+                                "a clone of it or give --notebooks DIR")
     return found
 
 
@@ -50,7 +63,8 @@ def load_parameters(path: str | Path | None) -> dict:
 
 
 def run_course(out: str | Path, parameters: dict | None = None, *, only: list[str] | None = None,
-               kernel: str = "python3", progress: bool = True) -> list[Path]:
+               kernel: str = "python3", progress: bool = True,
+               notebook_dir: str | Path | None = None) -> list[Path]:
     """Execute the notebooks with papermill; returns the executed notebooks' paths.
 
     Args:
@@ -59,14 +73,21 @@ def run_course(out: str | Path, parameters: dict | None = None, *, only: list[st
         parameters: injected into every notebook's ``parameters`` cell (unknown names are
             ignored by notebooks that do not use them).
         only: run just the notebooks whose names contain one of these strings.
+        notebook_dir: where the notebooks are (default: :func:`notebooks`' lookup).
+
+    Raises FileNotFoundError (one line) when there are no notebooks or no data folder.
     """
     import papermill
 
+    params = dict(DEFAULT_PARAMETERS, **(parameters or {}))
+    found = notebooks(notebook_dir)
+    data = found[0].parent / params["data_dir"]  # relative: to the notebooks, as they read it
+    if not data.is_dir():
+        raise FileNotFoundError(f"{data}: no such data folder ({SAMPLES_HINT.format(root=data)})")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    params = dict(DEFAULT_PARAMETERS, **(parameters or {}))
     done, seconds = [], {}
-    for nb in notebooks():
+    for nb in found:
         if only and not any(key in nb.name for key in only):
             continue
         start = time.time()

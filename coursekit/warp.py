@@ -129,8 +129,8 @@ def backward_map(source: np.ndarray, target: np.ndarray, shape: tuple[int, int],
         shape: ``(H, W)`` of the image.
         step: grid spacing of the coarse evaluation (default: about ``max(H, W) / 28``
             pixels, at least 1); 1 evaluates every pixel.
-        smooth: spline regularisation in units of the image size squared (lets a closing
-            mouth bring two points together).
+        smooth: the spline's regularisation (:func:`tps_fit`, coordinates in image sizes),
+            so that a closing mouth may bring two control points together.
 
     Returns:
         ``(H, W, 2)`` float32: output pixel ``(y, x)`` reads the input at ``map[y, x]``

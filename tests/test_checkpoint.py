@@ -5,20 +5,20 @@ import coursekit  # noqa: F401  (before torch: OMP_WAIT_POLICY)
 
 import copy
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 import torch
 
+from coursekit.assets import TINY_DIR
 from coursekit.checkpoint import (FORMAT_VERSION, KINDS, CheckpointError, load_checkpoint,
                                   model_checkpoint, read_checkpoint, save_checkpoint, save_model)
 from coursekit.models import AUClassifierConfig, Audio2AUConfig, TalkerConfig
 from coursekit.models.config import DiffusionConfig
+from coursekit.models.motion import MotionConfig
 from coursekit.models.syncnet import SyncNetConfig
 from coursekit.models.unet import UNet
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = ROOT / "checkpoints" / "tiny"
+TINY = TINY_DIR
 
 TINY_CONFIGS = {
     "talker": TalkerConfig.tiny(),
@@ -26,6 +26,7 @@ TINY_CONFIGS = {
     "audio2au": Audio2AUConfig(conv_channels=(8, 16), lstm_hidden=16, fc=(16, 8)),
     "au_classifier": AUClassifierConfig.tiny(),
     "syncnet": SyncNetConfig.tiny(),
+    "motion": MotionConfig.tiny(),
 }
 
 

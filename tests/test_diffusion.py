@@ -193,3 +193,18 @@ def test_au_only_clips_do_not_depend_on_their_audio():
     out = model(identity, torch.randn(b, t, 12, 28), torch.rand(b, t, 3, 32, 32), aus=aus,
                 au_drive=0.5, per_frames=2)
     assert out["pred"].shape == (b * 2, 3, 32, 32)
+
+
+def test_train_config_is_a_trainer_config_with_presets():
+    from dataclasses import asdict
+
+    from coursekit.train.diffusion import DiffusionTrainConfig
+    from coursekit.train.trainer import TrainerConfig
+
+    tiny, paper = DiffusionTrainConfig.tiny(), DiffusionTrainConfig.paper()
+    assert isinstance(tiny, TrainerConfig) and paper.ema_decay and tiny.ema_decay
+    assert tiny.device == "cpu" and tiny.seq_len < paper.seq_len
+    assert DiffusionTrainConfig.from_dict(asdict(tiny)) == tiny
+    old = {"trainer": {"batch_size": 3, "max_steps": 7}, "seq_len": 5}  # the older layout
+    cfg = DiffusionTrainConfig.from_dict(old)
+    assert (cfg.batch_size, cfg.max_steps, cfg.seq_len) == (3, 7, 5)

@@ -1,18 +1,18 @@
-"""The committed tiny diffusion renderer (checkpoints/tiny/diffusion.pt) on held-out samples.
+"""The committed tiny diffusion renderer (coursekit/assets/tiny/diffusion.pt) on held-out samples.
 
-Trained by ``python benchmarks/diffusion_tiny.py --save checkpoints/tiny`` on the training
+Trained by ``python benchmarks/diffusion_tiny.py --save coursekit/assets/tiny`` on the training
 utterances of spk1-spk4; the fixture ``processed64`` holds spk1 and spk2, whose every 5th
 utterance was held out of that training (``holdout_split``).
 """
 
 import shutil
-from pathlib import Path
 
 import coursekit  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts)
 import numpy as np
 import pytest
 import torch
 
+from coursekit.assets import TINY_DIR
 from coursekit.data.dataset import FIELD_FILES, TalkingFaceDataset, load_index
 from coursekit.evaluate import evaluate_talker, generate, silence_check
 from coursekit.models.disentangle import lower_face_mass, lower_face_region, mouth_prior
@@ -20,7 +20,7 @@ from coursekit.train.au_classifier import load_au_classifier
 from coursekit.train.audio2au import holdout_split
 from coursekit.train.diffusion import AU_SCALE, load_renderer
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints" / "tiny"
+CHECKPOINTS = TINY_DIR
 STEPS = 5
 
 

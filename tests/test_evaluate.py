@@ -9,11 +9,11 @@ import sys
 import pytest
 
 from coursekit.au import AUS
-from coursekit.data.corpus import SAMPLES_DIR
+from coursekit.assets import TINY_DIR
 from coursekit.evaluate import (COLUMNS, ROWS, evaluate_checkpoint, format3, select_clips,
                                 summary_metrics, write_report)
 
-TINY = SAMPLES_DIR.parent / "checkpoints" / "tiny"
+TINY = TINY_DIR
 AU25 = AUS.index("AU25")
 
 

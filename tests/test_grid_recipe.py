@@ -15,7 +15,7 @@ import coursekit  # noqa: F401
 import pytest
 
 from coursekit.models.config import TalkerConfig
-from coursekit.train.common import load_checkpoint
+from coursekit.checkpoint import read_checkpoint
 from coursekit.train.talker import PipelineConfig
 
 
@@ -27,9 +27,9 @@ def test_grid_recipe_trains_and_evaluates_on_held_out_s1(grid_processed, tmp_pat
     cfg.au_classifier = dataclasses.replace(cfg.au_classifier, image_size=112)
     cfg.au_classifier_train.max_minutes = 0.05
     cfg.audio2au_minutes = 0.05
-    cfg.diffusion_train.trainer.max_steps = 3
-    cfg.diffusion_train.trainer.max_minutes = None
-    cfg.diffusion_train.trainer.batch_size = 2
+    cfg.diffusion_train.max_steps = 3
+    cfg.diffusion_train.max_minutes = None
+    cfg.diffusion_train.batch_size = 2
     cfg.test_speakers = tuple(sorted({p.name for p in root.iterdir() if p.is_dir()} - {"s1"}))
     config = tmp_path / "grid_tiny.json"
     config.write_text(json.dumps(dataclasses.asdict(cfg)))
@@ -37,8 +37,8 @@ def test_grid_recipe_trains_and_evaluates_on_held_out_s1(grid_processed, tmp_pat
     run = [sys.executable, "-m", "coursekit.cli"]
     subprocess.run([*run, "train", "talker", str(config), "--data", str(root), "--out", str(out)],
                    check=True, capture_output=True, text=True)
-    ckpt = load_checkpoint(out / "diffusion.pt")
-    assert ckpt["renderer"] == "diffusion" and ckpt["steps"] == 3
+    ckpt = read_checkpoint(out / "diffusion.pt")
+    assert ckpt["kind"] == "diffusion" and ckpt["meta"]["steps"] == 3
     report = tmp_path / "eval"
     result = subprocess.run([*run, "evaluate", str(out / "diffusion.pt"), "--data", str(root),
                              "--speakers", "s1", "--max-clips", "2", "--steps", "2",

@@ -11,6 +11,7 @@ import soundfile
 import torch
 
 from coursekit import cli, infer
+from coursekit.assets import TINY_DIR
 from coursekit.audio import AudioError, load_audio, resample
 from coursekit.data.corpus import SAMPLES_DIR, list_clips
 from coursekit.evaluate import generate
@@ -19,7 +20,7 @@ from coursekit.video import probe_streams, read_video
 
 skimage_data = pytest.importorskip("skimage.data")
 
-CHECKPOINT = SAMPLES_DIR.parent / "checkpoints" / "tiny" / "talker.pt"
+CHECKPOINT = TINY_DIR / "talker.pt"
 UTTERANCE = sorted((SAMPLES_DIR / "spk1" / "audio").glob("*.flac"))[0]
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from coursekit.data.corpus import SAMPLES_DIR
+from coursekit.assets import TINY_DIR
 from coursekit.data.dataset import split_clips
 from coursekit.data.splits import (GRID_SPEAKERS, GRID_TEST_SPEAKERS, SPLITS, Split, make_split,
                                    speaker_split, split_settings, utterance_split)
@@ -12,7 +12,7 @@ from coursekit.evaluate import evaluate_checkpoint, fit_length, select_clips, sh
 from coursekit.train.audio2au import holdout_split
 from coursekit.train.talker import PipelineConfig, pipeline_split, split_for_training
 
-TINY = SAMPLES_DIR.parent / "checkpoints" / "tiny"
+TINY = TINY_DIR
 
 
 def corpus(speakers=("a", "b", "c", "d"), n=12) -> list[dict]:

@@ -1,20 +1,20 @@
 """The talker pipeline: a short real training run, and the committed tiny checkpoint's behaviour."""
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from coursekit.assets import TINY_DIR
+from coursekit.checkpoint import load_checkpoint, read_checkpoint
 from coursekit.data.dataset import TalkingFaceDataset, load_index
 from coursekit.evaluate import evaluate_talker, generate, silence_check
+from coursekit.losses import TalkerLoss
 from coursekit.train.au_classifier import load_au_classifier
-from coursekit.train.common import load_checkpoint
 from coursekit.train.talker import PipelineConfig, load_talker, train_pipeline
 
-ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = ROOT / "checkpoints" / "tiny"
+CHECKPOINTS = TINY_DIR
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def short_run(processed64, tmp_path_factory):
     cfg.au_classifier_train.max_minutes = 0.1
     cfg.audio2au_minutes = 0.1
     cfg.talker.max_minutes = None
-    cfg.talker.epochs = 12  # 16 training clips, batches of 6: 2 steps per epoch
+    cfg.talker.max_steps = 24  # a part of the first epoch (every 12-frame window of 16 clips)
     out = tmp_path_factory.mktemp("run")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the perceptual fallback's warning
@@ -36,7 +36,11 @@ def test_pipeline_writes_loadable_checkpoints(short_run):
     for name in ("au_classifier", "audio2au", "talker"):
         path = result["paths"][name]
         assert path.is_file() and path.parent == out
-        load_checkpoint(path)  # weights_only=True inside
+        assert load_checkpoint(path).kind == name  # weights_only=True inside
+    talker = read_checkpoint(result["paths"]["talker"])
+    assert talker["training"] is None and not talker.get("ema")  # the talker alone, no judge
+    assert {"mfcc_mean", "mfcc_std", "steps", "train_config"} <= set(talker["meta"])
+    assert talker["meta"]["steps"] == 24
     assert not list(out.glob("*.tmp*")) and not list(out.glob(".*"))
     train_keys = {(c["speaker"], c["utt"]) for c in result["train"]}
     assert not train_keys & {(c["speaker"], c["utt"]) for c in result["test"]}
@@ -50,6 +54,34 @@ def test_training_reduces_the_loss(short_run):
     loss = np.array([float(r["loss"]) for r in rows])
     assert len(loss) >= 20
     assert loss[-10:].mean() < 0.8 * loss[:5].mean()
+
+
+def test_every_stage_runs_on_the_asked_device():
+    for cfg in (PipelineConfig.tiny(), PipelineConfig.paper("diffusion")):
+        cfg.set_device("cpu")
+        assert {cfg.au_classifier_train.device, cfg.audio2au_device, cfg.talker.device,
+                cfg.diffusion_train.device} == {"cpu"}
+    assert PipelineConfig.paper().au_classifier_train.max_minutes is None
+
+
+def test_talker_loss_samples_real_frames_for_the_perceptual_term():
+    """``per_frames``: the perceptual term on that many real frames drawn with torch's RNG
+    (a resumed run replays them), never on padding."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        crit = TalkerLoss(per_frames=2)
+    gen = torch.Generator().manual_seed(0)
+    pred, real = (torch.rand(2, 3, 3, 32, 32, generator=gen) * 2 - 1 for _ in range(2))
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    torch.manual_seed(5)
+    per = crit(pred, real, real[:, 0], mask=mask)["per"]
+    torch.manual_seed(5)
+    pick = torch.randperm(3)[:2]  # among the 3 real frames
+    expected = crit.perceptual(pred[mask][pick], real[mask][pick])
+    assert per.item() == pytest.approx(expected.item())
+    crit.per_frames = None
+    full = crit(pred, real, real[:, 0], mask=mask)["per"]
+    assert full.item() == pytest.approx(crit.perceptual(pred, real, mask).item())
 
 
 def test_evaluation_reports_the_model_beside_baselines(short_run, processed64):

@@ -2,6 +2,7 @@
 
 import argparse
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +13,9 @@ from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
 from coursekit.train.audio2au import (Audio2AUTrainConfig, cli, evaluate_audio2au, fit_length,
                                       holdout_split, load_audio2au, position_predict,
                                       results_table, shuffle_partners, train_audio2au)
-from coursekit.train.common import (CSVLogger, load_checkpoint, pick_device, read_csv_log,
-                                    save_checkpoint, seed_everything)
+from coursekit.checkpoint import read_checkpoint, save_checkpoint
+from coursekit.runtime import pick_device
+from coursekit.train.common import CSVLogger, read_csv_log, seed_everything
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "data_samples")
 TINY_MODEL = {"conv_channels": [8, 16], "lstm_hidden": 32, "fc": [32, 16]}
@@ -34,7 +36,7 @@ def tiny_data(tmp_path_factory):
 def trained(tiny_data, tmp_path_factory):
     torch.set_num_threads(1)
     train, held = holdout_split(load_index(tiny_data))
-    cfg = Audio2AUTrainConfig(epochs=14, seq_len=40, batch_size=8, windows_per_clip=2, lr=3e-3,
+    cfg = Audio2AUTrainConfig(epochs=14, seq_len=40, batch_size=8, lr=3e-3,
                               val_fraction=0.0, device="cpu", progress=False, model=TINY_MODEL)
     out = tmp_path_factory.mktemp("a2u_run")
     summary = train_audio2au(tiny_data, out, cfg, clips=train)
@@ -67,11 +69,16 @@ def test_loss_decreases_and_beats_shuffled_audio(trained, tiny_data):
 def test_checkpoint_round_trip_weights_only(trained, tiny_data):
     summary, train, held, out = trained
     ckpt = torch.load(summary["checkpoint"], map_location="cpu", weights_only=True)
+    assert ckpt["kind"] == "audio2au" and not ckpt["training"]
     assert ckpt["model_config"]["lstm_hidden"] == 32
-    assert ckpt["train_config"]["seq_len"] == 40 and ckpt["mfcc_mean"].shape == (12, 1)
-    assert ckpt["train_clips"] == [f"{c['speaker']}/{c['utt']}" for c in train]
+    meta = ckpt["meta"]
+    assert meta["train_config"]["seq_len"] == 40 and meta["mfcc_mean"].shape == (12, 1)
+    assert meta["train_clips"] == [f"{c['speaker']}/{c['utt']}" for c in train]
+    assert meta["val_clips"] == [] and meta["aus"] == ["AU10", "AU14", "AU20", "AU25", "AU26"]
+    assert meta["best_epoch"] == [14] * 5 and len(meta["history"]) == 14
+    assert all(v.is_contiguous() for v in ckpt["model"].values())  # not channels-last
     model, info = load_audio2au(summary["checkpoint"])
-    again, _ = load_audio2au(load_checkpoint(summary["checkpoint"]))
+    again, _ = load_audio2au(Path(summary["checkpoint"]))
     x = torch.randn(1, 9, 12, 28)
     with torch.no_grad():
         assert torch.equal(model(x), again(x))
@@ -86,17 +93,22 @@ def test_checkpoint_round_trip_weights_only(trained, tiny_data):
 
 def test_atomic_save_leaves_no_temp_file(tmp_path):
     path = tmp_path / "ck.pt"
-    save_checkpoint(path, weights=torch.ones(3), config={"a": (1, 2)}, arr=np.zeros(2))
-    save_checkpoint(path, weights=torch.zeros(3), config={"a": [3]})  # overwrite
+
+    def ckpt(value, **extra):
+        return dict(kind="audio2au", format_version=2, model_config={"a": (1, 2)},
+                    model={"w": torch.full((3,), value)}, meta={"arr": np.zeros(2)}, **extra)
+
+    save_checkpoint(path, **ckpt(1.0))
+    save_checkpoint(path, **ckpt(0.0))  # overwrite
     assert os.listdir(tmp_path) == ["ck.pt"]
-    loaded = load_checkpoint(path)
-    assert torch.equal(loaded["weights"], torch.zeros(3)) and loaded["config"] == {"a": [3]}
+    loaded = read_checkpoint(path)
+    assert torch.equal(loaded["model"]["w"], torch.zeros(3)) and loaded["model_config"] == {"a": [1, 2]}
     with pytest.raises(Exception):
-        save_checkpoint(path, bad=lambda: None)  # cannot be pickled: the old file stays
+        save_checkpoint(path, **ckpt(2.0, bad=lambda: None))  # cannot be pickled: the old file stays
     assert os.listdir(tmp_path) == ["ck.pt"]
-    assert torch.equal(load_checkpoint(path)["weights"], torch.zeros(3))
+    assert torch.equal(read_checkpoint(path)["model"]["w"], torch.zeros(3))
     with pytest.raises(FileNotFoundError, match="no such checkpoint"):
-        load_checkpoint(tmp_path / "nope.pt")
+        read_checkpoint(tmp_path / "nope.pt")
 
 
 def test_common_helpers(tmp_path):
@@ -138,3 +150,33 @@ def test_cli_entry_point(tiny_data, tmp_path, capsys):
     assert "| model | F1 |" in report and "| position only | F1 |" in report
     assert (tmp_path / "cli" / "audio2au.pt").is_file()
     assert (tmp_path / "cli" / "audio2au_eval.md").read_text() == report
+
+
+def test_resume_is_exact(tiny_data, tmp_path):
+    """Stopped mid-epoch and resumed, a run ends as an uninterrupted one: the same weights,
+    the same per-epoch rows and the same best epoch per AU net (validation state included)."""
+    torch.set_num_threads(1)
+    train, _ = holdout_split(load_index(tiny_data))
+    fit, val = train[2:], train[:2]  # 14 clips x 2 windows of 40 frames: 3 steps an epoch
+    cfg = Audio2AUTrainConfig(epochs=3, seq_len=40, batch_size=8, lr=3e-3, ckpt_every=2,
+                              device="cpu", progress=False, model=TINY_MODEL)
+    full = train_audio2au(tiny_data, tmp_path / "full", cfg, fit, val)
+
+    def stop(step, trainer):
+        trainer.should_stop = step == 5
+
+    cut = train_audio2au(tiny_data, tmp_path / "cut", cfg, fit, val, on_step=stop)
+    assert cut["stopped"] == "hook" and cut["epochs_run"] == 2  # the cut epoch scored too
+    again = train_audio2au(tiny_data, tmp_path / "cut", cfg, fit, val, resume=True)
+    assert full["stopped"] == again["stopped"] == "epochs" and again["epochs_run"] == 3
+    for name in ("audio2au.pt", "audio2au/last.pt"):
+        a, b = (read_checkpoint(p / name) for p in (tmp_path / "full", tmp_path / "cut"))
+        assert a["model"].keys() == b["model"].keys()
+        for k in a["model"]:
+            torch.testing.assert_close(a["model"][k], b["model"][k], atol=1e-6, rtol=0)
+    assert again["best_epoch"] == full["best_epoch"]
+    for x, y in zip(full["history"], again["history"]):
+        assert {k: v for k, v in x.items() if k != "seconds"} == pytest.approx(
+            {k: v for k, v in y.items() if k != "seconds"}, abs=1e-6, nan_ok=True)
+    steps = [int(r["step"]) for r in read_csv_log(tmp_path / "cut" / "audio2au" / "log.csv")]
+    assert steps == list(range(1, 10))

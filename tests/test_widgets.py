@@ -11,17 +11,18 @@ import soundfile
 import torch
 
 from coursekit import widgets
+from coursekit.assets import TINY_DIR
 from coursekit.data.corpus import SAMPLES_DIR
 from coursekit.face import LandmarkDetector, template
 from coursekit.checkpoint import read_checkpoint, save_model
 
-CHECKPOINTS = SAMPLES_DIR.parent / "checkpoints" / "tiny"
+CHECKPOINTS = TINY_DIR
 DIFFUSION = CHECKPOINTS / "diffusion.pt"
 TALKER = CHECKPOINTS / "talker.pt"
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 trained = pytest.mark.skipif(
-    not DIFFUSION.is_file(), reason="checkpoints/tiny/diffusion.pt missing "
-    "(python benchmarks/diffusion_tiny.py --save checkpoints/tiny)")
+    not DIFFUSION.is_file(), reason="coursekit/assets/tiny/diffusion.pt missing "
+    "(python benchmarks/diffusion_tiny.py --save coursekit/assets/tiny)")
 
 
 @pytest.fixture(scope="module")

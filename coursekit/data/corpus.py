@@ -21,7 +21,11 @@ import numpy as np
 from ..au import read_openface_csv
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES_DIR = REPO / "data_samples"
+SAMPLES_DIR = (REPO / "data_samples" if (REPO / "data_samples").is_dir()
+               else Path.cwd() / "data_samples")
+"""The sample corpus: ``data_samples/`` of a source checkout, else ``./data_samples`` (an
+installed package has none: ``coursekit samples generate`` writes it there)."""
+SAMPLES_HINT = "make the sample corpus with `coursekit samples generate --out {root}`"
 ALIGN_UNITS_PER_SECOND = 25000.0
 VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".avi", ".mov")
 
@@ -52,7 +56,9 @@ def list_clips(root: str | Path = SAMPLES_DIR, speakers: list[str] | None = None
     """Every clip under ``root`` (sorted by speaker, then utterance id)."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such corpus folder")
+        raise FileNotFoundError(f"{root}: no such corpus folder"
+                                + (f" ({SAMPLES_HINT.format(root=root)})"
+                                   if root.name == "data_samples" else ""))
     clips = []
     for video in sorted(root.glob("*/video/*")):
         if video.suffix.lower() not in VIDEO_SUFFIXES:

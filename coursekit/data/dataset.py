@@ -333,22 +333,3 @@ def mfcc_stats(dataset_or_clips, root: str | Path | None = None,
     std = np.maximum(np.sqrt(np.maximum(total_sq / count - mean ** 2, 0.0)), eps)
     return (mean + shift).astype(np.float32), std.astype(np.float32)
 
-
-class EpochWindows(Dataset):
-    """A :class:`TalkingFaceDataset` rebuilt at every :meth:`set_epoch`, so each window is
-    drawn from ``(seed, epoch, index)`` alone (no access counts carried over): a resumed run
-    replays the windows of an uninterrupted one, whatever the number of processes."""
-
-    def __init__(self, *args, **kwargs):
-        self._args, self._kwargs = args, kwargs
-        self.data = TalkingFaceDataset(*args, **kwargs)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.data = TalkingFaceDataset(*self._args, **self._kwargs)
-        self.data.set_epoch(epoch)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.data[i]

@@ -25,7 +25,7 @@ One evaluation, two views:
   written by :func:`write_report` as Markdown + CSV in the paper's layout. From the command
   line::
 
-      coursekit evaluate checkpoints/tiny/talker.pt --data processed64 --out runs/eval
+      coursekit evaluate coursekit/assets/tiny/talker.pt --data processed64 --out runs/eval
 
 * :func:`evaluate_talker`: its AU F1/accuracy and PSNR/SSIM of a model in memory (training
   notebooks, benchmarks).

@@ -4,13 +4,11 @@ the sync expert (LSE-D, LSE-C) and dlib's landmark tracker (LMD, AUs from landma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-TINY_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "tiny"
-"""The committed tiny checkpoints (64 px): the default judge and sync expert of 64 px generators."""
+from ..assets import TINY_DIR, default_scorers  # noqa: F401  the shipped scorers (one lookup)
 
 
 def image_size(path) -> int | None:
@@ -19,16 +17,6 @@ def image_size(path) -> int | None:
 
     cfg = read_checkpoint(path).get("model_config") or {}
     return cfg.get("image_size")
-
-
-def default_scorers(size: int) -> tuple[Path | None, Path | None]:
-    """``(judge, sync expert)``: the committed tiny ones (:data:`TINY_DIR`) when they exist
-    and ``size`` is theirs (64), else None for each."""
-    found = []
-    for name in ("judge.pt", "syncnet.pt"):
-        path = TINY_DIR / name
-        found.append(path if path.is_file() and image_size(path) == size else None)
-    return found[0], found[1]
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Inference: any face photo and any voice recording -> a talking-face video.
 
-``coursekit generate --checkpoint CKPT --face IMAGE --audio AUDIO --out OUT.mp4`` runs
-:func:`generate_video`, which does what preprocessing and training did, on new inputs:
+``coursekit generate [--checkpoint CKPT] --face IMAGE --audio AUDIO --out OUT.mp4`` runs
+:func:`generate_video` (without a checkpoint: the shipped default generator of
+:func:`coursekit.assets.default_generator`), which does what preprocessing and training did,
+on new inputs:
 
 1. **audio** (:func:`coursekit.audio.load_audio`): any rate, mono or stereo, wav/flac/mp3 or
    the sound of a video file. The video gets ``n_frames = ceil(duration * 25)`` frames, so it
@@ -32,12 +34,12 @@ Shapes: photo ``(H, W, 3)`` RGB uint8; crops ``(S, S, 3)`` uint8; tensors ``(3, 
 from .faces import (CHIN, LOWER_FACE, MAX_PHOTO_SIDE, FaceCrop, crop_face, lower_face_polygon,
                     paste_back, read_image, to_tensor, to_uint8)
 from .generator import (CHUNK, RENDERER_NAMES, RENDERERS, Generator, InferError,
-                        decode_in_chunks, load_generator)
+                        decode_in_chunks, default_checkpoint, load_generator)
 from .run import VIEW_SIZE, generate_video, load_speech, n_video_frames
 
 __all__ = [
     "CHIN", "CHUNK", "LOWER_FACE", "MAX_PHOTO_SIDE", "RENDERERS", "RENDERER_NAMES", "VIEW_SIZE",
-    "FaceCrop", "Generator", "InferError", "crop_face", "decode_in_chunks", "generate_video",
-    "load_generator", "load_speech", "lower_face_polygon", "n_video_frames", "paste_back",
-    "read_image", "to_tensor", "to_uint8",
+    "FaceCrop", "Generator", "InferError", "crop_face", "decode_in_chunks", "default_checkpoint",
+    "generate_video", "load_generator", "load_speech", "lower_face_polygon", "n_video_frames",
+    "paste_back", "read_image", "to_tensor", "to_uint8",
 ]

@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..assets import ASSETS_DIR, DEFAULT_GENERATOR, default_generator
 from ..checkpoint import CheckpointError, Loaded, load_checkpoint
 from ..models.talker import Talker
 from ..runtime import pick_device
@@ -130,16 +131,28 @@ RENDERERS: dict[str, Callable[[Loaded], Callable]] = {
 RENDERER_NAMES = {"talker": "decoder", "diffusion": "diffusion"}
 
 
-def load_generator(checkpoint: str | os.PathLike, device: str = "cpu") -> Generator:
+def default_checkpoint() -> Path:
+    """The shipped default generator (:func:`coursekit.assets.default_generator`); an
+    :class:`InferError` naming the missing file when this install lacks it."""
+    path = default_generator()
+    if path is None:
+        raise InferError(f"{ASSETS_DIR / DEFAULT_GENERATOR}: the default generator is not "
+                         "in this install; give a generator checkpoint")
+    return path
+
+
+def load_generator(checkpoint: str | os.PathLike | None = None, device: str = "cpu"
+                   ) -> Generator:
     """Load a generator checkpoint (any kind in :data:`RENDERERS`) as a :class:`Generator`,
-    through :func:`coursekit.checkpoint.load_checkpoint`.
+    through :func:`coursekit.checkpoint.load_checkpoint`. ``checkpoint=None``: the shipped
+    default generator (:func:`default_checkpoint`).
 
     Raises:
         FileNotFoundError: no such file.
         InferError: not a readable checkpoint, not a generator, or a device that is not
             available (one line naming the file).
     """
-    path = Path(checkpoint)
+    path = default_checkpoint() if checkpoint is None else Path(checkpoint)
     try:
         where = pick_device(device)
     except (RuntimeError, ValueError) as err:  # "cuda" without CUDA, a misspelt name

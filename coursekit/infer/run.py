@@ -13,7 +13,7 @@ from ..audio import (FPS, SAMPLE_RATE, AudioError, is_silent, load_video_audio, 
 from ..face import LandmarkDetector
 from ..video import write_video
 from .faces import crop_face, paste_back as _paste_back_fn, read_image, to_tensor, to_uint8
-from .generator import Generator, InferError, load_generator
+from .generator import Generator, InferError, default_checkpoint, load_generator
 
 VIEW_SIZE = 256
 """Crops smaller than this are enlarged to ``VIEW_SIZE x VIEW_SIZE`` in the video (viewing only)."""
@@ -41,7 +41,7 @@ def load_speech(path: str | os.PathLike) -> tuple[np.ndarray, int, np.ndarray]:
     return sound, sr, speech
 
 
-def generate_video(checkpoint: str | os.PathLike | Generator, face: str | os.PathLike,
+def generate_video(checkpoint: str | os.PathLike | Generator | None, face: str | os.PathLike,
                    audio: str | os.PathLike, out: str | os.PathLike, *,
                    paste_back: bool = False, device: str = "cpu", seed: int = 0,
                    steps: int | None = None, progress: bool = True,
@@ -51,8 +51,9 @@ def generate_video(checkpoint: str | os.PathLike | Generator, face: str | os.Pat
     ``audio``; see the module docstring for the steps.
 
     Args:
-        checkpoint: a generator checkpoint (:func:`load_generator`), or a :class:`Generator`
-            already loaded (reused as is: ``device`` is then the generator's own).
+        checkpoint: a generator checkpoint (:func:`load_generator`), None for the shipped
+            default one (:func:`default_checkpoint`), or a :class:`Generator` already
+            loaded (reused as is: ``device`` is then the generator's own).
         face: a photo with a frontal face (the largest face is used).
         audio: any speech recording (wav, flac, mp3, or a video's sound).
         out: the ``.mp4`` to write (atomically; folders are created).
@@ -74,6 +75,7 @@ def generate_video(checkpoint: str | os.PathLike | Generator, face: str | os.Pat
     import cv2
 
     face, audio, out = Path(face), Path(audio), Path(out)
+    checkpoint = default_checkpoint() if checkpoint is None else checkpoint
     for path, what in ((checkpoint, "checkpoint"), (face, "image"), (audio, "audio")):
         if not isinstance(path, Generator) and not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such {what} file")

@@ -32,6 +32,10 @@ class TalkerLoss(nn.Module):
         perceptual: a :class:`PerceptualLoss`; None builds one (weights from
             ``COURSEKIT_VGG19_WEIGHTS`` or the warned fallback). Skipped when ``per == 0``.
         dice_eps: the smoothing term of eq. 6.
+        per_frames: the perceptual term (a VGG-19 pass per frame, most of a CPU step's
+            time) is computed on this many of the batch's real frames, drawn at random with
+            torch's global RNG (an unbiased estimate of the full term; a resumed
+            :class:`~coursekit.train.trainer.Trainer` run replays the draws); None = all.
 
     ``forward(pred_frames, target_frames, identity, au_logits=None, au_targets=None,
     mask=None)`` with frames ``(B, T, 3, H, W)``, identity ``(B, 3, H, W)``, the AU
@@ -41,7 +45,8 @@ class TalkerLoss(nn.Module):
     """
 
     def __init__(self, au_weights=None, weights: TalkerLossWeights | dict | None = None,
-                 perceptual: PerceptualLoss | None = None, dice_eps: float = 1.0):
+                 perceptual: PerceptualLoss | None = None, dice_eps: float = 1.0,
+                 per_frames: int | None = None):
         super().__init__()
         if isinstance(weights, dict):
             weights = TalkerLossWeights(**weights)
@@ -52,6 +57,21 @@ class TalkerLoss(nn.Module):
             perceptual = PerceptualLoss()
         self.perceptual = perceptual
         self.dice_eps = float(dice_eps)
+        if per_frames is not None and int(per_frames) < 1:
+            raise ValueError(f"per_frames must be a positive number of frames or None, got {per_frames}")
+        self.per_frames = None if per_frames is None else int(per_frames)
+
+    def perceptual_term(self, pred_frames: torch.Tensor, target_frames: torch.Tensor,
+                        mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 8 on the real frames of ``(B, T, 3, H, W)`` (or ``per_frames`` of them)."""
+        pred, target = pred_frames.flatten(0, 1), target_frames.flatten(0, 1)
+        if mask is not None:
+            keep = mask.reshape(-1).to(pred.device)
+            pred, target = pred[keep], target[keep]  # (N_real, 3, H, W)
+        if self.per_frames is not None and self.per_frames < len(pred):
+            pick = torch.randperm(len(pred))[: self.per_frames].to(pred.device)
+            pred, target = pred[pick], target[pick]
+        return self.perceptual(pred, target)
 
     def forward(self, pred_frames: torch.Tensor, target_frames: torch.Tensor,
                 identity: torch.Tensor, au_logits: torch.Tensor | None = None,
@@ -61,7 +81,7 @@ class TalkerLoss(nn.Module):
         terms = {
             "rec": l1_reconstruction(pred_frames, target_frames, mask),
             "id": identity_loss(pred_frames, identity, mask),
-            "per": (self.perceptual(pred_frames, target_frames, mask)
+            "per": (self.perceptual_term(pred_frames, target_frames, mask)
                     if self.perceptual is not None and self.weights.per != 0 else zero),
             "au": (au_loss(au_logits, au_targets, self.au_weights, mask, self.dice_eps)
                    if au_logits is not None else zero),

@@ -87,7 +87,10 @@ class SyncNet(nn.Module):
     * ``embed_video(frames (N, K, 3, S/2, S)) -> (N, D)`` (``K = cfg.context``); full faces
       ``(N, K, 3, S, S)`` are accepted too and cropped with :func:`lower_half`;
     * ``embed_audio(mfcc (N, K, 12, 28)) -> (N, D)`` (normalised MFCCs, as trained);
-    * ``forward(frames, mfcc) -> (N,)`` cosine similarity of the two, in [-1, 1].
+    * ``forward(frames, mfcc) -> (N,)`` cosine similarity of the two, in [-1, 1];
+      ``forward(frames, mfcc, paired=False) -> ((N_v, D), (N_a, D))``: both embeddings,
+      any numbers of windows (training calls this, so ``DistributedDataParallel`` sees a
+      forward pass).
     """
 
     def __init__(self, cfg: SyncNetConfig | None = None):
@@ -127,8 +130,9 @@ class SyncNet(nn.Module):
                              f"{cfg.mfcc_steps}), got {tuple(mfcc.shape)}")
         return F.normalize(self.audio(mfcc), dim=-1)
 
-    def forward(self, frames: torch.Tensor, mfcc: torch.Tensor) -> torch.Tensor:
-        return (self.embed_video(frames) * self.embed_audio(mfcc)).sum(-1)
+    def forward(self, frames: torch.Tensor, mfcc: torch.Tensor, paired: bool = True):
+        v, a = self.embed_video(frames), self.embed_audio(mfcc)
+        return (v * a).sum(-1) if paired else (v, a)
 
 
 def windows(x: torch.Tensor, context: int = 5) -> torch.Tensor:

@@ -1,10 +1,15 @@
 """Pre-training the audio-to-AU module (paper section 3.1, Fig. 2) and measuring it honestly.
 
 Training: :class:`coursekit.models.Audio2AU` (five nets, one per AU) learns AU *occurrence*
-from the per-frame MFCC windows of a processed dataset, on random windows of ``seq_len``
-frames, with the paper's AU loss (eq. 5-7: weighted BCE + weighted soft Dice, the weights
-from the training clips' occurrence rates). MFCCs are normalised with the training clips'
-statistics, which the checkpoint keeps. An optional validation split picks the best epoch.
+from the per-frame MFCC windows of a processed dataset with the paper's AU loss (eq. 5-7:
+weighted BCE + weighted soft Dice, the weights from the training clips' occurrence rates).
+It runs on the course's one loop, :class:`~coursekit.train.trainer.Trainer`: an epoch is
+every ``seq_len``-frame window of the training clips (:class:`~coursekit.data.windows.FrameWindows`),
+one parameter group per AU net (each net's gradient norm clipped on its own), a cosine
+learning rate that also follows the time budget. MFCCs are normalised with the training
+clips' statistics, which the checkpoint keeps. After each epoch a validation split scores
+the nets, and **each AU net keeps its best epoch's weights** (that state is part of the
+resumable ``last.pt``, so a resumed run ends exactly as an uninterrupted one).
 
 Evaluation (:func:`~coursekit.evaluate.audio2au.evaluate_audio2au`, re-exported here with
 :func:`results_table`): per-AU F1 and accuracy over every frame of held-out clips, beside the
@@ -26,6 +31,7 @@ From the command line, the ``coursekit`` CLI calls :func:`cli`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import sys
@@ -35,23 +41,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler
 
 from ..au import AUS
-from ..data.dataset import TalkingFaceDataset, collate, load_index, mfcc_stats
+from ..checkpoint import load_checkpoint
+from ..data.dataset import load_index, mfcc_stats
 from ..data.splits import (clip_key, hashed_utterance_split, load_split, make_split,
                            split_settings)
+from ..data.windows import FrameWindows
 from ..evaluate.audio2au import evaluate_audio2au, results_table  # noqa: F401 (re-exported)
 from ..evaluate.rows import (clip_array, fit_length, label_priors,  # noqa: F401 (re-exported)
                              position_predict, shuffle_partners)
 from ..losses import au_class_weights, weighted_bce, weighted_dice
 from ..metrics import binarize, f1_per_au
 from ..models import Audio2AU, Audio2AUConfig
-from ..checkpoint import load_checkpoint
-from .common import CSVLogger, pick_device, save_checkpoint, seed_everything
+from .common import CSVLogger, seed_everything
+from .trainer import Trainer, TrainerConfig
 
 CHECKPOINT_NAME = "audio2au.pt"
-KIND = "coursekit-audio2au"
+KIND = "audio2au"
 
 MODEL_PRESETS = {
     "paper": {},
@@ -64,49 +71,53 @@ on a CPU); a talker using it needs ``TalkerConfig(audio2au=Audio2AUConfig(**pres
 
 
 @dataclass
-class Audio2AUTrainConfig:
-    """How Audio2AU is pre-trained.
+class Audio2AUTrainConfig(TrainerConfig):
+    """How Audio2AU is pre-trained: :class:`~coursekit.train.trainer.TrainerConfig`'s fields
+    (Audio2AU's defaults below) and its own.
 
-    seq_len: frames per training window (GRID clips have 75; shorter clips are padded and
-        masked). batch_size: windows per step. epochs: passes; each pass draws
-        ``windows_per_clip`` random windows from every training clip.
-    lr, weight_decay, grad_clip: Adam and gradient-norm clipping (per AU network).
+    batch_size: windows per step. epochs: passes over every ``seq_len``-frame window of the
+        training clips (:class:`~coursekit.data.windows.FrameWindows`).
+    lr, weight_decay: Adam's (AdamW; ``weight_decay=0`` is plain Adam).
+    grad_clip: gradient-norm clipping of **each AU network** on its own (``clip_per_group``:
+        the rare AUs' large loss weights stay their own); None or 0 turns it off.
     lr_schedule: ``"cosine"``: the learning rate falls from ``lr`` to ``lr * min_lr_fraction``
         along a half cosine of the run's progress, the larger of steps done / all steps and
-        time spent / ``max_minutes`` (so a time-limited run still ends at a low rate);
+        time spent / ``max_minutes`` (a time-limited run still ends at a low rate);
         ``"constant"``: ``lr`` throughout.
-    dice_eps: eq. 6's smoothing term; min_rate: floor of the occurrence rates in eq. 5's
-        weights (:func:`coursekit.losses.au_class_weights`).
+    max_minutes: training time budget; training stops after the step that exceeds it.
+    device: ``"auto"``, ``"cpu"``, ``"cuda"``, ... (``"cpu"`` never uses a GPU).
+
+    seq_len: frames per training window (GRID clips have 75; shorter clips are padded and
+        masked). dice_eps: eq. 6's smoothing term; min_rate: floor of the occurrence rates in
+        eq. 5's weights (:func:`coursekit.losses.au_class_weights`).
     val_fraction: fraction of the training utterances kept aside (stable hash per clip) to
         pick, **per AU network**, the epoch with the best validation F1 (ties: lower BCE);
-        0 = keep the last epoch.
-    max_minutes: wall-time budget; training stops after the step that exceeds it.
+        0 = keep the last epoch. threshold: on the probabilities for the validation F1.
     model: :class:`coursekit.models.Audio2AUConfig` fields to override (a plain dict).
-    num_threads: ``torch.set_num_threads`` for the run (None = leave as is).
     channels_last: keep the conv layers in channels-last memory format (the same maths,
         about 1.6x faster a step on a CPU; the checkpoint is saved in the default format).
+    progress: show a progress bar.
     """
 
-    seq_len: int = 50
     batch_size: int = 16
     epochs: int = 60
-    windows_per_clip: int = 4
     lr: float = 1e-3
     lr_schedule: str = "cosine"
     min_lr_fraction: float = 0.05
-    weight_decay: float = 0.0
-    grad_clip: float = 5.0
+    grad_clip: float | None = 5.0
+    clip_per_group: bool = True
+    seq_len: int = 50
     dice_eps: float = 1.0
     min_rate: float = 0.01
     val_fraction: float = 0.1
-    max_minutes: float | None = None
-    seed: int = 0
-    device: str = "auto"
     threshold: float = 0.5
     model: dict = field(default_factory=dict)
-    num_threads: int | None = None
     channels_last: bool = True
     progress: bool = True
+
+    def __post_init__(self):
+        if not self.grad_clip:
+            self.grad_clip = None  # 0 turns clipping off
 
 
 # ----------------------------------------------------------------------------- data helpers
@@ -129,19 +140,6 @@ def _model_config(d: dict) -> Audio2AUConfig:
     return Audio2AUConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-# ----------------------------------------------------------------------------- training
-
-
-def _run_batch(model, batch, weights, cfg, device):
-    mfcc = batch["mfcc"].to(device)
-    target = batch["occurrence"].to(device)
-    mask = batch["mask"].to(device)
-    logits = model(mfcc)
-    bce = weighted_bce(logits, target, weights, mask)
-    dice = weighted_dice(torch.sigmoid(logits), target, weights, cfg.dice_eps, mask)
-    return bce, dice
-
-
 @torch.no_grad()
 def predict_clips(model: Audio2AU, root, clips: list[dict], mfcc_mean, mfcc_std,
                   device="cpu", mfcc_override: list[np.ndarray] | None = None) -> list[np.ndarray]:
@@ -159,14 +157,6 @@ def predict_clips(model: Audio2AU, root, clips: list[dict], mfcc_mean, mfcc_std,
     return out
 
 
-def _cosine_lr(cfg: Audio2AUTrainConfig, step_frac: float, elapsed: float,
-               budget: float | None) -> float:
-    """Learning rate at a run's progress (the larger of the step and the time fraction)."""
-    progress = max(step_frac, 0.0 if budget is None else elapsed / budget)
-    floor = cfg.lr * cfg.min_lr_fraction
-    return floor + (cfg.lr - floor) * 0.5 * (1.0 + np.cos(np.pi * min(progress, 1.0)))
-
-
 def _val_scores(model, root, clips, stats, device, threshold) -> tuple[np.ndarray, np.ndarray]:
     """Per-AU validation ``(F1 (5,), BCE (5,))`` over every frame of ``clips``."""
     probs = np.concatenate(predict_clips(model, root, clips, *stats, device=device))
@@ -176,10 +166,91 @@ def _val_scores(model, root, clips, stats, device, threshold) -> tuple[np.ndarra
     return f1_per_au(binarize(probs, threshold), true), bce
 
 
+# ----------------------------------------------------------------------------- training
+
+
+class _Epochs:
+    """The Trainer hooks of one run: the loss, the per-epoch rows and each AU net's best epoch.
+
+    Their state lives in ``trainer.extra`` (saved in ``last.pt``, restored on resume):
+    ``sums`` ``[bce, dice, steps]`` of the epoch so far, ``history`` (one row per epoch),
+    ``best`` ``[val F1, -val BCE]`` per net (compared in that order), ``best_epoch`` (1-based)
+    per net and ``weights``: each net's tensors at its best epoch.
+    """
+
+    def __init__(self, cfg: Audio2AUTrainConfig, root: Path, val_clips: list[dict], stats,
+                 au_weights: torch.Tensor, on_step=None):
+        self.cfg, self.root, self.val_clips, self.stats = cfg, root, val_clips, stats
+        self.au_weights, self.user_on_step = au_weights, on_step
+        self._pending = [0.0, 0.0, 0]  # this optimizer step's micro-batches
+
+    def step_fn(self, model, batch: dict, device: torch.device):
+        """Eq. 5-7 on a batch: ``mfcc (B, T, 12, 28)``, ``occurrence (B, T, 5)``, ``mask (B, T)``."""
+        mfcc, target = batch["mfcc"].to(device), batch["occurrence"].to(device)
+        mask, weights = batch["mask"].to(device), self.au_weights.to(device)
+        logits = model(mfcc)
+        bce = weighted_bce(logits, target, weights, mask)
+        dice = weighted_dice(torch.sigmoid(logits), target, weights, self.cfg.dice_eps, mask)
+        b, d = float(bce.detach()), float(dice.detach())
+        self._pending = [self._pending[0] + b, self._pending[1] + d, self._pending[2] + 1]
+        return bce + dice, {"bce": b, "dice": d}
+
+    def on_step(self, step: int, trainer: Trainer) -> None:
+        b, d, n = self._pending
+        self._pending = [0.0, 0.0, 0]
+        sums = trainer.extra.setdefault("sums", [0.0, 0.0, 0])
+        if n:
+            trainer.extra["sums"] = [sums[0] + b / n, sums[1] + d / n, sums[2] + 1]
+        if self.user_on_step is not None:
+            self.user_on_step(step, trainer)
+
+    def on_epoch_end(self, epoch: int, trainer: Trainer) -> None:
+        self.close_epoch(epoch, trainer, trainer.extra)
+
+    def close_epoch(self, epoch: int, trainer: Trainer, state: dict) -> None:
+        """Score epoch ``epoch`` (0-based) into ``state``: its row, and the nets it improved."""
+        model, n_aus = trainer.model, len(trainer.model.nets)
+        bce, dice, n = state.pop("sums", [0.0, 0.0, 0])
+        n = max(n, 1)
+        row = {"epoch": epoch + 1, "loss": (bce + dice) / n, "bce": bce / n, "dice": dice / n,
+               "lr": trainer.optimizer.param_groups[0]["lr"], "val_f1": float("nan")}
+        best = state.setdefault("best", [[-1.0, float("-inf")] for _ in range(n_aus)])
+        improved = list(range(n_aus))  # without validation: the last epoch wins
+        if self.val_clips:
+            f1, val_bce = _val_scores(model, self.root, self.val_clips, self.stats,
+                                      trainer.device, self.cfg.threshold)
+            row["val_f1"] = float(f1.mean())
+            row.update({f"val_f1_{name}": float(v) for name, v in zip(AUS, f1)})
+            scores = [[float(f1[i]), -float(val_bce[i])] for i in range(n_aus)]
+            improved = [i for i in range(n_aus) if scores[i] >= list(best[i])]
+            for i in improved:
+                best[i] = scores[i]
+        best_epoch = state.setdefault("best_epoch", [0] * n_aus)
+        weights = state.setdefault("weights", {})
+        current = model.state_dict()
+        for i in improved:  # the nets are independent: each keeps its own best epoch
+            best_epoch[i] = epoch + 1
+            weights.update({k: v.detach().cpu().contiguous().clone()
+                            for k, v in current.items() if k.startswith(f"nets.{i}.")})
+        row["seconds"] = round(trainer.seconds, 2)
+        state.setdefault("history", []).append(row)
+
+    def final_state(self, trainer: Trainer) -> dict:
+        """The hooks' state at the end; an epoch cut short (time, ``should_stop``) is scored
+        too, on a copy (``last.pt`` keeps the state a resumed run continues from)."""
+        state = trainer.extra
+        if (trainer.step * trainer.cfg.grad_accum) % trainer.batches_per_epoch:
+            state = copy.deepcopy(state)
+            self.close_epoch(trainer.epoch, trainer, state)
+        return state
+
+
 def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
-                   clips: list[dict] | None = None, val_clips: list[dict] | None = None) -> dict:
-    """Pre-train Audio2AU on a processed dataset; writes ``out_dir/audio2au.pt`` and
-    ``out_dir/audio2au_log.csv`` (one row per epoch).
+                   clips: list[dict] | None = None, val_clips: list[dict] | None = None, *,
+                   resume: bool = False, on_step=None) -> dict:
+    """Pre-train Audio2AU on a processed dataset; writes ``out_dir/audio2au.pt``,
+    ``out_dir/audio2au_log.csv`` (one row per epoch) and the Trainer's folder
+    ``out_dir/audio2au/`` (``last.pt``, ``log.csv``: one row per step).
 
     Args:
         data_root: processed dataset (``coursekit preprocess``).
@@ -189,22 +260,21 @@ def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
             Keep the test clips out (:func:`holdout_split`).
         val_clips: validation clips for the epoch choice; None splits ``cfg.val_fraction``
             of ``clips`` off by utterance (stable hash), when there are at least 10.
+        resume: continue from ``out_dir/audio2au/last.pt`` when it exists.
+        on_step: ``hook(step, trainer)`` after each optimizer step (e.g. to stop early).
 
-    The checkpoint (``weights_only``-loadable) holds ``state_dict``, ``model_config`` and
-    ``train_config`` (plain dicts), ``mfcc_mean`` / ``mfcc_std`` ``(12, 1)``,
-    ``au_weights (5,)``, the label priors (:func:`label_priors`), the clip names and the
-    history. Returns ``{"checkpoint", "history", "best_epoch", "epochs_run", "stopped"
-    ("epochs" or "time"), "seconds", "n_train", "n_val"}``.
+    The checkpoint (:mod:`coursekit.checkpoint`, kind ``"audio2au"``, loads with
+    :func:`load_audio2au`) holds each AU net's best-epoch weights, the model config, and in
+    its ``meta``: ``mfcc_mean`` / ``mfcc_std`` ``(12, 1)``, ``au_weights (5,)``, the label
+    ``priors`` (:func:`label_priors`), ``history``, ``best_epoch`` (per AU), ``train_clips``,
+    ``val_clips``, ``aus`` and ``train_config``. Returns ``{"checkpoint", "history",
+    "best_epoch", "epochs_run", "stopped" ("epochs", "steps", "time" or "hook"), "seconds",
+    "n_train", "n_val"}``.
     """
-    from tqdm.auto import tqdm
-
     cfg = cfg or Audio2AUTrainConfig()
     start = time.time()
-    if cfg.num_threads:
-        torch.set_num_threads(int(cfg.num_threads))
     root = Path(data_root).expanduser().resolve()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     clips = list(load_index(root) if clips is None else clips)
     if val_clips is None and cfg.val_fraction > 0 and len(clips) >= 10:
         drawn = hashed_utterance_split(clips, test=cfg.val_fraction, seed=cfg.seed)
@@ -212,88 +282,47 @@ def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
     val_clips = list(val_clips or [])
     if not clips:
         raise ValueError(f"{root}: no training clips")
-    if cfg.lr_schedule not in ("cosine", "constant"):
-        raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {cfg.lr_schedule!r}")
-    gen = seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
 
     stats = mfcc_stats(clips, root)
     priors = label_priors(root, clips)
-    weights = au_class_weights(priors["rates"], cfg.min_rate).to(device)
+    au_weights = au_class_weights(priors["rates"], cfg.min_rate)
     model_cfg = _model_config(cfg.model)
-    model = Audio2AU(model_cfg).to(device)
+    seed_everything(cfg.seed)  # the initial weights
+    model = Audio2AU(model_cfg)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    data = FrameWindows(root, clips, cfg.seq_len, seed=cfg.seed, fields=("mfcc", "occurrence"),
+                        normalize_mfcc=stats)
+    hooks = _Epochs(cfg, root, val_clips, stats, au_weights, on_step)
+    meta = {"aus": list(AUS), "mfcc_mean": stats[0], "mfcc_std": stats[1],
+            "au_weights": au_weights, "priors": priors, "train_config": asdict(cfg),
+            "train_clips": [clip_key(c) for c in clips],
+            "val_clips": [clip_key(c) for c in val_clips]}
+    trainer = Trainer(model, data, cfg, out_dir / "audio2au", step_fn=hooks.step_fn, kind=KIND,
+                      model_config=model_cfg, meta=meta,
+                      param_groups=lambda m: [{"params": list(net.parameters())} for net in m.nets],
+                      on_step=hooks.on_step, on_epoch_end=hooks.on_epoch_end,
+                      progress=cfg.progress, desc="audio2au")
+    trainer.fit(resume=resume)
 
-    data = TalkingFaceDataset(root, clips, cfg.seq_len, random_window=True, seed=cfg.seed,
-                              fields=("mfcc", "occurrence"), normalize_mfcc=stats)
-    sampler = RandomSampler(data, num_samples=len(data) * cfg.windows_per_clip, generator=gen)
-    loader = DataLoader(data, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate)
-
-    def state(history, best_epoch, best_state):
-        return dict(kind=KIND, aus=list(AUS), state_dict=best_state,
-                    model_config=asdict(model_cfg), train_config=asdict(cfg),
-                    mfcc_mean=torch.from_numpy(stats[0]), mfcc_std=torch.from_numpy(stats[1]),
-                    au_weights=weights.cpu(), priors=priors, history=history,
-                    best_epoch=best_epoch, train_clips=[clip_key(c) for c in clips],
-                    val_clips=[clip_key(c) for c in val_clips])
-
+    state = hooks.final_state(trainer)
+    history, n_aus = state.get("history", []), len(model.nets)
+    best_epoch = list(state.get("best_epoch", [0] * n_aus))
+    best = state.get("weights", {})
+    weights = {k: best.get(k, v.detach().cpu().contiguous()) for k, v in model.state_dict().items()}
     ckpt_path = out_dir / CHECKPOINT_NAME
-    budget = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
-    n_aus = len(model.nets)
-    best = [(-1.0, -np.inf)] * n_aus  # per AU: (val F1, -val BCE), compared in that order
-    best_epoch, best_state = [0] * n_aus, {}
-    history, stopped = [], "epochs"
-    total_steps, step = cfg.epochs * len(loader), 0
-    bar = tqdm(range(1, cfg.epochs + 1), desc="audio2au", unit="epoch", disable=not cfg.progress)
-    with CSVLogger(out_dir / "audio2au_log.csv") as log:
-        for epoch in bar:
-            model.train()
-            data.set_epoch(epoch)
-            sums, steps = np.zeros(2), 0
-            for batch in loader:
-                if cfg.lr_schedule == "cosine":
-                    for group in opt.param_groups:
-                        group["lr"] = _cosine_lr(cfg, step / total_steps, time.time() - start, budget)
-                step += 1
-                bce, dice = _run_batch(model, batch, weights, cfg, device)
-                opt.zero_grad(set_to_none=True)
-                (bce + dice).backward()
-                if cfg.grad_clip:  # per AU network: the rare AUs' large weights stay their own
-                    for net in model.nets:
-                        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-                opt.step()
-                sums += (bce.item(), dice.item())
-                steps += 1
-                if budget is not None and time.time() - start > budget:
-                    stopped = "time"
-                    break
-            row = {"epoch": epoch, "loss": sums.sum() / max(steps, 1),
-                   "bce": sums[0] / max(steps, 1), "dice": sums[1] / max(steps, 1),
-                   "lr": opt.param_groups[0]["lr"], "val_f1": float("nan")}
-            improved = list(range(n_aus))  # without validation: the last epoch wins
-            if val_clips:
-                f1, val_bce = _val_scores(model, root, val_clips, stats, device, cfg.threshold)
-                row["val_f1"] = float(f1.mean())
-                row.update({f"val_f1_{name}": float(v) for name, v in zip(AUS, f1)})
-                improved = [i for i in range(n_aus) if (f1[i], -val_bce[i]) >= best[i]]
-                for i in improved:
-                    best[i] = (f1[i], -val_bce[i])
-            for i in improved:  # the five nets are independent: keep each one's best epoch
-                best_epoch[i] = epoch
-                prefix = f"nets.{i}."
-                best_state.update({k: v.detach().cpu().contiguous().clone()
-                                   for k, v in model.state_dict().items() if k.startswith(prefix)})
-            row["seconds"] = round(time.time() - start, 2)
-            history.append(row)
-            log.log(**row)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", val_f1=f"{row['val_f1']:.3f}")
-            if stopped == "time":
-                break
-    bar.close()
-    best_state = {k: best_state[k] for k in model.state_dict()}  # the module's key order
-    save_checkpoint(ckpt_path, **state(history, best_epoch, best_state))
+    if trainer.is_main:
+        trainer.meta.update(history=history, best_epoch=best_epoch)
+        trainer.export(ckpt_path, model=weights)
+        with CSVLogger(out_dir / "audio2au_log.csv") as log:
+            for row in history:
+                log.log(**row)
+    if trainer.step >= trainer.total_steps:
+        stopped = "epochs" if cfg.max_steps is None else "steps"
+    elif cfg.max_minutes is not None and trainer.seconds > 60.0 * cfg.max_minutes:
+        stopped = "time"
+    else:
+        stopped = "hook"
     return {"checkpoint": str(ckpt_path), "history": history,
             "best_epoch": dict(zip(AUS, best_epoch)), "epochs_run": len(history),
             "stopped": stopped, "seconds": time.time() - start,
@@ -326,6 +355,7 @@ def cli(args) -> int:
     ``minutes`` (time budget or None), ``epochs``, ``seed``; optional ``device``, ``model``
     (a :data:`MODEL_PRESETS` name, default ``"paper"``), ``test_speakers`` (``"s1,s2"``) and
     ``split`` (a :data:`~coursekit.data.splits.SPLITS` name). Returns 0 (exit status).
+    CPU threads are the caller's (:class:`coursekit.runtime.RunContext`).
     """
     cfg = Audio2AUTrainConfig(epochs=int(args.epochs), seed=int(args.seed),
                               max_minutes=None if args.minutes is None else float(args.minutes),

@@ -17,33 +17,61 @@ Each step, for a batch of clip windows ``(B, T)``:
    of the audio (audio features zeroed), so at inference the mouth can also be set with AU
    sliders (:meth:`~coursekit.models.diffusion.DiffusionTalker.sample` with ``aus``).
 
-Optimisation, checkpoints, resume, EMA, mixed precision and DDP are :class:`.Trainer`'s. The
-exported checkpoint holds the EMA weights (what sampling uses) with ``renderer="diffusion"``.
+Data: an *epoch* is one pass over every frame window of the training clips
+(:class:`~coursekit.data.windows.FrameWindows`: ``ceil(n / seq_len)`` windows tile a clip of
+``n`` frames, their inner starts jittered per epoch), not one random window per clip.
+``seq_len`` and TCSAN's receptive field (:func:`coursekit.models.tcsan.receptive_field`:
+61 frames for the paper's 4 levels, 29 for the tiny 3): a frame closer than half of it to a
+window's edge sees zero padding where, on a whole clip at inference, it would see real
+frames. The paper preset trains on 64-frame windows (at least the receptive field: the
+central frames get the whole context; two windows cover a 75-frame GRID clip), which is
+cheap here because only ``per_frames`` frames of each window go through the UNet; the tiny
+preset keeps 12 for cheap CPU steps.
+
+Optimisation, checkpoints (``kind="diffusion"``, with the EMA copy), resume, mixed precision
+and DDP are :class:`.Trainer`'s; :class:`DiffusionTrainConfig` is a
+:class:`~.trainer.TrainerConfig` with the renderer's own fields. The exported file holds the
+EMA weights (what sampling uses) and ``meta`` (``mfcc_mean``, ``mfcc_std``, ``train_config``,
+``steps``, ``seconds``); :func:`load_renderer` and :func:`coursekit.checkpoint.load_checkpoint`
+read it (and the resumable ``last.pt`` as well).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from ..data.dataset import EpochWindows
+from ..checkpoint import load_checkpoint
+from ..data.windows import FrameWindows
 from ..losses import mask_losses, region_weighted_mse
 from ..models.config import DiffusionConfig, from_dict
 from ..models.diffusion import DiffusionTalker
 from ..models.disentangle import mouth_prior
-from ..checkpoint import load_checkpoint
-from .common import save_checkpoint
 from .trainer import Trainer, TrainerConfig
 
 
-@dataclass
-class DiffusionTrainConfig:
-    """Renderer training settings (see the module docstring).
+def config_from_dict(cls, values: dict, renamed: dict | None = None):
+    """A :class:`~.trainer.TrainerConfig` subclass from a plain dict, reading the older
+    layouts too: a nested ``"trainer"`` dict (the optimisation settings) is merged in and
+    ``renamed`` maps old field names to ``new_name`` or ``(new_name, convert)``."""
+    values = dict(values)
+    values.update(values.pop("trainer", None) or {})
+    for old, new in (renamed or {}).items():
+        if old in values:
+            name, convert = new if isinstance(new, tuple) else (new, lambda v: v)
+            values[name] = convert(values.pop(old))
+    return from_dict(cls, values)
 
-    trainer: optimisation (batch of clips, steps, minutes, EMA, AMP, ...).
-    seq_len: frames per clip window (the fusion's temporal context in training).
+
+@dataclass
+class DiffusionTrainConfig(TrainerConfig):
+    """Renderer training: :class:`~.trainer.TrainerConfig`'s optimisation (batch of clip
+    windows, steps, minutes, EMA, AMP, device, ...) with the paper preset's defaults, plus:
+
+    seq_len: frames per clip window (the fusion's temporal context in training; see the
+        module docstring for its relation to TCSAN's receptive field).
     per_frames: frames per clip that go through the UNet each step (None: all).
     lr_audio2au: fine-tuning rate of the pre-trained Audio2AU (0 freezes it).
     mouth_weight: loss weight of the mouth prior's centre relative to the rest of the face.
@@ -53,10 +81,12 @@ class DiffusionTrainConfig:
         mouth can be edited with AU sliders at inference).
     """
 
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
-        batch_size=8, lr=2e-4, ema_decay=0.999, max_steps=100_000, ckpt_every=1000,
-        amp="bf16", device="cuda"))
-    seq_len: int = 16
+    batch_size: int = 8
+    max_steps: int | None = 100_000
+    ema_decay: float | None = 0.999
+    ckpt_every: int = 1000
+    amp: str = "bf16"
+    seq_len: int = 64
     per_frames: int | None = 8
     lr_audio2au: float = 0.0
     mouth_weight: float = 4.0
@@ -67,20 +97,21 @@ class DiffusionTrainConfig:
     au_drive: float = 0.25
 
     @classmethod
-    def tiny(cls) -> "DiffusionTrainConfig":
+    def paper(cls, **overrides) -> "DiffusionTrainConfig":
+        """GPU settings for the paper-size renderer (112 px): the defaults."""
+        return cls(**overrides)
+
+    @classmethod
+    def tiny(cls, **overrides) -> "DiffusionTrainConfig":
         """CPU settings for the samples at 64 px."""
-        return cls(trainer=TrainerConfig(batch_size=4, lr=5e-4, ema_decay=0.995, max_steps=100_000,
-                                         max_minutes=10.0, ckpt_every=100, device="cpu"),
-                   seq_len=12, per_frames=4)
+        base = dict(batch_size=4, lr=5e-4, ema_decay=0.995, max_minutes=10.0, ckpt_every=100,
+                    amp="none", device="cpu", seq_len=12, per_frames=4)
+        return cls(**{**base, **overrides})
 
     @classmethod
     def from_dict(cls, values: dict) -> "DiffusionTrainConfig":
-        values = dict(values)
-        trainer = values.pop("trainer", None)
-        cfg = from_dict(cls, values)
-        if trainer is not None:
-            cfg.trainer = from_dict(TrainerConfig, trainer)
-        return cfg
+        """From ``dataclasses.asdict`` output (also the older ``{"trainer": {...}, ...}``)."""
+        return config_from_dict(cls, values)
 
 
 AU_SCALE = 5.0
@@ -106,18 +137,15 @@ def make_step_fn(cfg: DiffusionTrainConfig, image_size: int):
     return step_fn
 
 
-def train_diffusion(root: str | Path, clips: list[dict], out: str | Path,
-                    model_cfg: DiffusionConfig, cfg: DiffusionTrainConfig, *, mfcc_stats,
-                    audio2au_state: dict | None = None, resume: bool = False,
-                    progress: bool = True, on_step=None) -> Path:
-    """Train a :class:`DiffusionTalker` on ``clips`` of the processed dataset ``root``.
-
-    Writes ``out`` (e.g. ``diffusion.pt``: EMA weights, configs, MFCC statistics) and keeps the
-    resumable state in the folder ``out`` without suffix (``last.pt``, ``log.csv``).
-    """
-    out = Path(out)
-    torch.manual_seed(cfg.trainer.seed)
-    data = EpochWindows(root, clips, seq_len=cfg.seq_len, seed=cfg.trainer.seed,
+def diffusion_trainer(root: str | Path, clips: list[dict], run_dir: str | Path,
+                      model_cfg: DiffusionConfig, cfg: DiffusionTrainConfig, *, mfcc_stats,
+                      audio2au_state: dict | None = None, progress: bool = True,
+                      on_step=None) -> Trainer:
+    """The :class:`.Trainer` of a new :class:`DiffusionTalker` on every frame window of
+    ``clips`` (``kind="diffusion"``, ``meta``: the MFCC statistics and ``train_config``);
+    its resumable state goes to ``run_dir/last.pt``."""
+    torch.manual_seed(cfg.seed)
+    data = FrameWindows(root, clips, seq_len=cfg.seq_len, seed=cfg.seed,
                         fields=("frames", "identity", "mfcc", "aus"), normalize_mfcc=mfcc_stats)
     model = DiffusionTalker(model_cfg)
     if model.audio2au is not None:
@@ -132,20 +160,35 @@ def train_diffusion(root: str | Path, clips: list[dict], out: str | Path,
                  if p.requires_grad]
         return [{"params": main}] + ([{"params": extra, "lr": cfg.lr_audio2au}] if extra else [])
 
-    trainer = Trainer(model, data, cfg.trainer, out.with_suffix(""), param_groups=groups,
-                      step_fn=make_step_fn(cfg, model_cfg.talker.image_size), progress=progress,
-                      desc="diffusion", on_step=on_step)
-    result = trainer.fit(resume=resume)
+    meta = {"mfcc_mean": mfcc_stats[0], "mfcc_std": mfcc_stats[1], "train_config": asdict(cfg)}
+    return Trainer(model, data, cfg, run_dir, param_groups=groups,
+                   step_fn=make_step_fn(cfg, model_cfg.talker.image_size), kind="diffusion",
+                   model_config=model_cfg, meta=meta, progress=progress, desc="diffusion",
+                   on_step=on_step)
+
+
+def train_diffusion(root: str | Path, clips: list[dict], out: str | Path,
+                    model_cfg: DiffusionConfig, cfg: DiffusionTrainConfig, *, mfcc_stats,
+                    audio2au_state: dict | None = None, resume: bool = False,
+                    progress: bool = True, on_step=None, half: bool = False) -> Path:
+    """Train a :class:`DiffusionTalker` on ``clips`` of the processed dataset ``root``.
+
+    Writes ``out`` (e.g. ``diffusion.pt``: the EMA weights, in fp16 with ``half``; the
+    config; ``meta`` with the MFCC statistics) and keeps the resumable state in the folder
+    ``out`` without suffix (``last.pt``, ``log.csv``). ``resume``: continue from there.
+    """
+    out = Path(out)
+    trainer = diffusion_trainer(root, clips, out.with_suffix(""), model_cfg, cfg,
+                                mfcc_stats=mfcc_stats, audio2au_state=audio2au_state,
+                                progress=progress, on_step=on_step)
+    trainer.fit(resume=resume)
     if trainer.is_main:
-        weights = (trainer.ema or trainer.model).state_dict()
-        save_checkpoint(out, renderer="diffusion", model=weights, model_config=asdict(model_cfg),
-                        train_config=asdict(cfg), mfcc_mean=mfcc_stats[0], mfcc_std=mfcc_stats[1],
-                        steps=result["steps"], seconds=result["seconds"])
+        trainer.export(out, half=half)
     return out
 
 
 def load_renderer(path: str | Path, device: str = "cpu") -> tuple[DiffusionTalker, dict]:
     """A trained diffusion renderer (EMA weights) in eval mode, and its checkpoint's meta
-    (``mfcc_mean``, ``mfcc_std``)."""
+    (``mfcc_mean``, ``mfcc_std``, ``steps``, ``seconds``)."""
     loaded = load_checkpoint(path, device, kind="diffusion")
     return loaded.model, loaded.meta

@@ -34,7 +34,7 @@ Python use::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,6 @@ import torch
 from ..data.splits import clip_key
 from ..data.windows import FrameWindows
 from ..evaluate.rows import clip_array
-from ..models.config import from_dict
 from ..models.motion import (LIP_PAIRS, MotionConfig, MotionModel, apply_quantile_map,
                              fit_quantile_map, neutral_landmarks)
 from ..warp import MOVING, MOVING_MIRROR, inter_ocular
@@ -61,17 +60,25 @@ CHIN, LEFT, RIGHT = _slot(8), _slot(48), _slot(54)
 
 
 @dataclass
-class MotionTrainConfig:
-    """Motion-model training (see the module docstring).
+class MotionTrainConfig(TrainerConfig):
+    """Motion-model training: :class:`~coursekit.train.trainer.TrainerConfig`'s fields (the
+    motion model's defaults below) and its own (see the module docstring).
 
-    trainer: optimisation (batch of windows, steps, EMA, ...). seq_len: frames per window.
-    flip: probability of the left-right mirror. scale: the per-window x and y scales are
-    drawn from ``1 +- scale``. w_spread: weight of the spread term.
+    seq_len: frames per window. flip: probability of the left-right mirror. scale: the
+    per-window x and y scales are drawn from ``1 +- scale``. w_spread: weight of the spread
+    term.
     """
 
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
-        batch_size=32, lr=2e-3, weight_decay=1e-4, lr_schedule="cosine", min_lr_fraction=0.05,
-        max_steps=3000, ema_decay=0.995, ckpt_every=500, grad_clip=1.0, device="cpu"))
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    lr_schedule: str = "cosine"
+    min_lr_fraction: float = 0.05
+    max_steps: int | None = 3000
+    ema_decay: float | None = 0.995
+    ckpt_every: int = 500
+    grad_clip: float | None = 1.0
+    device: str = "cpu"
     seq_len: int = 32
     flip: float = 0.5
     scale: float = 0.05
@@ -80,17 +87,8 @@ class MotionTrainConfig:
     @classmethod
     def tiny(cls) -> "MotionTrainConfig":
         """A short CPU run (for tests and the samples)."""
-        return cls(trainer=TrainerConfig(batch_size=8, lr=3e-3, max_steps=200, ckpt_every=100,
-                                         device="cpu"), seq_len=16)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "MotionTrainConfig":
-        values = dict(values)
-        trainer = values.pop("trainer", None)
-        cfg = from_dict(cls, values)
-        if trainer is not None:
-            cfg.trainer = from_dict(TrainerConfig, trainer)
-        return cfg
+        return cls(batch_size=8, lr=3e-3, lr_schedule="constant", max_steps=200,
+                   ema_decay=None, ckpt_every=100, grad_clip=None, seq_len=16)
 
 
 # ----------------------------------------------------------------------------- data
@@ -182,12 +180,11 @@ def train_motion(root, clips: list[dict], out, model_cfg: MotionConfig | None = 
     out = Path(out)
     model_cfg = model_cfg or MotionConfig()
     cfg = cfg or MotionTrainConfig()
-    torch.manual_seed(cfg.trainer.seed)
-    data = MotionWindows(root, clips, cfg.seq_len, seed=cfg.trainer.seed, flip=cfg.flip,
-                         scale=cfg.scale)
+    torch.manual_seed(cfg.seed)
+    data = MotionWindows(root, clips, cfg.seq_len, seed=cfg.seed, flip=cfg.flip, scale=cfg.scale)
     info = {"train_clips": [clip_key(c) for c in data.clips], "train_config": asdict(cfg),
             "points": MOVING.tolist(), "units": "inter-ocular distance", **(meta or {})}
-    trainer = Trainer(MotionModel(model_cfg), data, cfg.trainer, out.with_suffix(""),
+    trainer = Trainer(MotionModel(model_cfg), data, cfg, out.with_suffix(""),
                       step_fn=make_step_fn(cfg), kind="motion", model_config=model_cfg,
                       meta=info, progress=progress, desc="motion", on_step=on_step)
     trainer.fit(resume=resume)

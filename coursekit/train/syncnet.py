@@ -2,8 +2,13 @@
 
 No pretrained SyncNet is available offline, so the course trains its own on real frames.
 
-Training is contrastive (InfoNCE). A batch holds ``B`` random 5-frame windows of the training
-clips. Each video window's own 5 MFCC windows are its positive; its negatives are
+Data (:class:`SyncWindows`): an epoch visits every ``context``-frame window of the training
+clips once, read lazily from the memory-mapped crops and MFCCs of the processed dataset (RAM
+holds a batch, not the corpus); what an item draws (its mirroring, its shifted negatives)
+comes from ``(seed, epoch, index)``, so a resumed run replays an uninterrupted one.
+
+Training is contrastive (InfoNCE). A batch holds ``B`` windows. Each video window's own
+MFCC windows are its positive; its negatives are
 
 * the audio of the same clip shifted by ``min_offset`` to ``max_offset`` frames either way
   (``hard_negatives`` per window): the same voice and face, only the timing is wrong;
@@ -13,153 +18,159 @@ clips. Each video window's own 5 MFCC windows are its positive; its negatives ar
 The loss is the cross-entropy of picking the positive among them from the cosine similarities
 divided by ``temperature``, in both directions (video to audio with the hard negatives, audio
 to video over the batch). The logged ``acc`` is the fraction of windows whose positive beats
-all its hard negatives.
+all its hard negatives. The loop, schedule, checkpoints and exact resume are
+:class:`~coursekit.train.trainer.Trainer`'s; the checkpoint (kind ``"syncnet"``) keeps
+``mfcc_mean`` / ``mfcc_std`` ``(12, 1)``, ``clips`` and ``history`` in its ``meta``.
 
 Checking it (:func:`evaluate_syncnet`): on held-out clips, :func:`coursekit.metrics.sync_scores`
 of the real frames with their own audio (the offset should be 0), with another utterance's
 audio (no sync: larger distance, lower confidence), and with the frames delayed by ``shift``
 frames (the offset should be ``shift``).
 
-Python use::
+Python use (or ``coursekit train syncnet tiny --data proc64 --out syncnet.pt``)::
 
-    from coursekit.data.dataset import load_index
+    from coursekit.data.splits import load_split
     from coursekit.models.syncnet import SyncNetConfig
-    from coursekit.train.audio2au import holdout_split
-    from coursekit.train.syncnet import SyncNetTrainConfig, evaluate_syncnet, load_syncnet, train_syncnet
+    from coursekit.train.syncnet import (SyncNetTrainConfig, evaluate_syncnet, load_syncnet,
+                                         train_syncnet)
 
-    train, held = holdout_split(load_index("proc64"))
-    train_syncnet("proc64", train, "syncnet.pt", SyncNetConfig.tiny(), SyncNetTrainConfig())
-    expert, ckpt = load_syncnet("syncnet.pt")
-    print(evaluate_syncnet(expert, "proc64", held, (ckpt["mfcc_mean"], ckpt["mfcc_std"]))["summary"])
+    split = load_split("proc64")                   # every 5th utterance held out
+    train_syncnet("proc64", split.train, "syncnet.pt", SyncNetConfig.tiny(),
+                  SyncNetTrainConfig.tiny())
+    expert, meta = load_syncnet("syncnet.pt")
+    stats = (meta["mfcc_mean"], meta["mfcc_std"])
+    print(evaluate_syncnet(expert, "proc64", split.heldout, stats)["summary"])
 """
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+from torch.utils.data import Dataset, default_collate
 
+from ..checkpoint import load_checkpoint
 from ..data.dataset import FIELD_FILES, mfcc_stats
+from ..data.splits import clip_key
 from ..evaluate.rows import fit_length, shuffle_partners  # noqa: F401 (fit_length re-exported)
 from ..metrics import sync_scores
 from ..models.syncnet import SyncNet, SyncNetConfig
-from ..checkpoint import load_checkpoint
-from .common import CSVLogger, pick_device, save_checkpoint, seed_everything
-
-KIND = "coursekit-syncnet"
+from .au_classifier import clip_folder, crop_size
+from .common import read_csv_log, seed_everything
+from .trainer import Trainer, TrainerConfig
 
 
 @dataclass
-class SyncNetTrainConfig:
-    """How the sync expert is trained.
+class SyncNetTrainConfig(TrainerConfig):
+    """:class:`~coursekit.train.trainer.TrainerConfig` plus the expert's own settings.
 
-    steps: optimiser steps (or fewer, when ``max_minutes`` runs out first).
-    batch_size: video windows per step (``B``). hard_negatives: shifted audio windows of the
-        same clip per video window, shifts drawn uniformly from ``min_offset .. max_offset``
-        frames either way (within the clip).
+    hard_negatives: shifted audio windows of the same clip per video window, shifts drawn
+        uniformly from ``min_offset .. max_offset`` frames either way (within the clip).
     temperature: the InfoNCE softmax temperature on cosine similarities.
-    lr, weight_decay: AdamW; the rate falls along a half cosine to ``lr * min_lr_fraction``
-        over the run's progress (the larger of steps done / ``steps`` and time spent /
-        ``max_minutes``).
     flip: mirror half of the video windows left-right (a mirrored mouth says the same).
     noise: std of Gaussian noise added to the frames in [-1, 1] (generated frames are not crisp).
-    num_threads: ``torch.set_num_threads`` for the run (None = leave as is).
-    log_every: steps per row of the CSV log / the history (mean loss and acc of those steps).
+    log_every: optimizer steps per entry of the checkpoint's ``history`` (means of those steps).
+
+    The defaults are the paper preset (:meth:`paper`: 10 epochs over every window, cosine
+    schedule, no time cap); :meth:`tiny` runs 600 steps on a CPU.
     """
 
-    steps: int = 1000
     batch_size: int = 64
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_schedule: str = "cosine"
+    min_lr_fraction: float = 0.05
+    ckpt_every: int = 500
     hard_negatives: int = 4
     min_offset: int = 3
     max_offset: int = 15
     temperature: float = 0.1
-    lr: float = 1e-3
-    min_lr_fraction: float = 0.05
-    weight_decay: float = 1e-4
     flip: bool = True
     noise: float = 0.02
-    max_minutes: float | None = None
-    seed: int = 0
-    device: str = "cpu"
-    num_threads: int | None = None
     log_every: int = 25
+
+    @classmethod
+    def paper(cls) -> "SyncNetTrainConfig":
+        """10 epochs over every window of the training clips, no time cap."""
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> "SyncNetTrainConfig":
+        """The samples on a CPU: 600 steps of 64 windows (about 17 epochs of spk1-spk4)."""
+        return cls(max_steps=600, ckpt_every=100, device="cpu")
 
 
 # ----------------------------------------------------------------------------- data
 
 
-def _folder(clip: dict, root) -> Path:
-    return Path(clip["path"]) if "path" in clip else Path(root) / clip["dir"]
+def _stats(stats) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = (np.asarray(s, np.float32).reshape(-1, 1) for s in stats)
+    return mean, std
 
 
-def load_clip(root, clip: dict, stats=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One clip's ``frames (T, 3, S, S)`` float in [-1, 1] and ``mfcc (T, 12, 28)``
-    (normalised with ``stats = (mean, std)`` when given)."""
-    folder = _folder(clip, root)
-    frames = np.load(folder / FIELD_FILES["frames"])
-    mfcc = np.load(folder / FIELD_FILES["mfcc"]).astype(np.float32)
-    if stats is not None:
-        mean, std = (np.asarray(s, np.float32).reshape(-1, 1) for s in stats)
-        mfcc = (mfcc - mean) / std
-    img = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    return img.contiguous(), torch.from_numpy(mfcc)
+class SyncWindows(Dataset):
+    """Every ``context``-frame window of ``clips`` (clips with no shifted negative left out).
 
+    Item ``i`` (read through memory maps; random choices from ``(seed, epoch, i)``):
+    ``video (K, 3, S/2, S)`` lower faces in [-1, 1] (mirrored left-right with probability
+    1/2 when ``flip``); ``audio (K, 12, 28)`` the MFCC windows of the same frames, normalised
+    with ``stats = (mean, std)``; ``hard (H, K, 12, 28)`` the same clip's MFCC windows
+    shifted by ``min_offset .. max_offset`` frames either way; ``clip`` (index into
+    :attr:`folders`) and ``start`` (first frame). Batch with ``torch``'s ``default_collate``.
+    """
 
-class _Windows:
-    """The training clips in memory: lower faces as uint8 ``(T, S/2, S, 3)``, normalised MFCCs,
-    and every (clip, first frame) of a ``context``-frame window."""
-
-    def __init__(self, root, clips, stats, context: int, min_offset: int):
-        self.video, self.audio, pairs = [], [], []
-        mean, std = (np.asarray(s, np.float32).reshape(-1, 1) for s in stats)
+    def __init__(self, root, clips: list[dict], stats, *, context: int = 5,
+                 hard_negatives: int = 4, min_offset: int = 3, max_offset: int = 15,
+                 flip: bool = True, seed: int = 0):
+        if not 1 <= min_offset <= max_offset:
+            raise ValueError(f"need 1 <= min_offset <= max_offset, got {min_offset}, {max_offset}")
+        self.folders, counts = [], []
         for clip in clips:
-            folder = _folder(clip, root)
-            frames = np.load(folder / FIELD_FILES["frames"], mmap_mode="r")
-            n_win = frames.shape[0] - context + 1
-            if n_win <= min_offset:  # no shifted negative fits
-                continue
-            half = frames.shape[1] // 2
-            self.video.append(torch.from_numpy(np.ascontiguousarray(frames[:, half:])))
-            mfcc = (np.load(folder / FIELD_FILES["mfcc"]).astype(np.float32) - mean) / std
-            self.audio.append(torch.from_numpy(mfcc))
-            pairs += [(len(self.video) - 1, i) for i in range(n_win)]
-        if not pairs:
-            raise ValueError(f"no clip has enough frames for {context}-frame windows "
+            n_win = int(clip["n_frames"]) - context + 1
+            if n_win > min_offset:  # else no shifted negative fits
+                self.folders.append(clip_folder(root, clip))
+                counts.append(n_win)
+        if not counts:
+            raise ValueError(f"{root}: no clip has enough frames for {context}-frame windows "
                              f"{min_offset} frames apart")
-        self.pairs = np.asarray(pairs, dtype=np.int64)
-        self.context = context
+        self.n_windows = np.asarray(counts, dtype=np.int64)
+        self._clip = np.repeat(np.arange(len(counts)), counts)
+        self._start = np.concatenate([np.arange(c) for c in counts])
+        self.mean, self.std = _stats(stats)
+        self.context, self.hard_negatives, self.flip = context, hard_negatives, flip
+        self.min_offset, self.max_offset, self.seed, self.epoch = min_offset, max_offset, seed, 0
 
-    def n_windows(self, c: int) -> int:
-        return self.video[c].shape[0] - self.context + 1
+    def __len__(self) -> int:
+        return len(self._clip)
 
-    def video_batch(self, idx) -> torch.Tensor:
-        """``(B, K, 3, S/2, S)`` float in [-1, 1] for ``(clip, start)`` pairs."""
-        k = self.context
-        x = torch.stack([self.video[c][i:i + k] for c, i in idx])
-        return x.permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
-    def audio_batch(self, idx) -> torch.Tensor:
-        """``(B, K, 12, 28)`` normalised MFCC windows for ``(clip, start)`` pairs."""
-        k = self.context
-        return torch.stack([self.audio[c][i:i + k] for c, i in idx])
+    def shifted_starts(self, c: int, start: int, rng: np.random.Generator) -> np.ndarray:
+        """``hard_negatives`` starts ``start + d``, ``min_offset <= |d| <= max_offset``,
+        inside clip ``c`` (drawn with replacement)."""
+        lo, hi = self.min_offset, self.max_offset
+        js = np.arange(max(0, start - hi), min(int(self.n_windows[c]), start + hi + 1))
+        return rng.choice(js[np.abs(js - start) >= lo], size=self.hard_negatives)
 
-
-def _shifted(data: _Windows, idx: np.ndarray, n: int, lo: int, hi: int,
-             rng: np.random.Generator) -> np.ndarray:
-    """``n`` shifted starts per pair: ``(B, n, 2)`` ``(clip, start + d)``, ``lo <= |d| <= hi``,
-    inside the clip (drawn with replacement)."""
-    out = np.empty((len(idx), n, 2), dtype=np.int64)
-    for b, (c, i) in enumerate(idx):
-        w = data.n_windows(c)
-        ok = [j for j in range(max(0, i - hi), min(w, i + hi + 1)) if abs(j - i) >= lo]
-        out[b, :, 0] = c
-        out[b, :, 1] = rng.choice(ok, size=n)
-    return out
+    def __getitem__(self, i: int) -> dict:
+        c, s, k = int(self._clip[i]), int(self._start[i]), self.context
+        rng = np.random.default_rng([int(self.seed), self.epoch, int(i)])
+        frames = np.load(self.folders[c] / FIELD_FILES["frames"], mmap_mode="r")
+        video = np.array(frames[s:s + k, frames.shape[1] // 2:])  # (K, S/2, S, 3) uint8
+        if self.flip and rng.random() < 0.5:
+            video = np.ascontiguousarray(video[:, :, ::-1])
+        video = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        mfcc = np.load(self.folders[c] / FIELD_FILES["mfcc"], mmap_mode="r")
+        starts = [s, *self.shifted_starts(c, s, rng).tolist()]
+        audio = np.stack([mfcc[j:j + k] for j in starts]).astype(np.float32)  # (1 + H, K, 12, 28)
+        audio = torch.from_numpy((audio - self.mean) / self.std)
+        return {"video": video, "audio": audio[0], "hard": audio[1:], "clip": c, "start": s}
 
 
 # ----------------------------------------------------------------------------- training
@@ -186,90 +197,77 @@ def contrastive_loss(v: torch.Tensor, a: torch.Tensor, hard: torch.Tensor, same:
     return loss, acc
 
 
+def make_step_fn(cfg: SyncNetTrainConfig):
+    """The :class:`.Trainer` step: a batch of :class:`SyncWindows` items -> (loss, {"acc"})."""
+
+    def step_fn(model, batch, device):
+        video = batch["video"].to(device)  # (B, K, 3, S/2, S)
+        if cfg.noise:
+            video = video + cfg.noise * torch.randn_like(video)
+        b, h = batch["hard"].shape[:2]
+        audio = torch.cat([batch["audio"], batch["hard"].flatten(0, 1)]).to(device)
+        v, a = model(video, audio, paired=False)
+        v, a = v.float(), a.float()
+        clip, start = batch["clip"], batch["start"]
+        near = (start[:, None] - start[None]).abs() < cfg.min_offset
+        same = (clip[:, None] == clip[None]) & near  # (B, B): not a negative of each other
+        loss, acc = contrastive_loss(v, a[:b], a[b:].view(b, h, -1), same.to(device),
+                                     cfg.temperature)
+        return loss, {"acc": float(acc)}
+
+    return step_fn
+
+
+def step_history(log_path, every: int) -> dict:
+    """``{"step", "loss", "acc"}`` lists: means over each ``every`` steps of a
+    :class:`.Trainer` log (the last group may be shorter)."""
+    rows = read_csv_log(log_path)
+    history = {"step": [], "loss": [], "acc": []}
+    for g in range(0, len(rows), max(1, every)):
+        group = rows[g:g + every]
+        history["step"].append(int(group[-1]["step"]))
+        for key in ("loss", "acc"):
+            history[key].append(float(np.mean([r[key] for r in group])))
+    return history
+
+
 def train_syncnet(root: str | Path, clips: list[dict], out_path: str | Path,
                   model_cfg: SyncNetConfig | None = None, cfg: SyncNetTrainConfig | None = None,
-                  *, progress: bool = True, stats=None, log_path: str | Path | None = None) -> dict:
-    """Train a sync expert on the real frames of ``clips`` and save it to ``out_path``.
+                  *, progress: bool = True, stats=None, resume: bool = False,
+                  half: bool = False, on_step=None) -> dict:
+    """Train a sync expert on the real frames of ``clips`` and export it to ``out_path``.
 
     stats: MFCC ``(mean, std)``; by default :func:`coursekit.data.dataset.mfcc_stats` of
-    ``clips``. The checkpoint (atomic, ``weights_only``) holds ``kind``, ``model``,
-    ``model_config``, ``train_config``, ``mfcc_mean``/``mfcc_std`` ``(12, 1)``, ``history``
-    (``{"step", "loss", "acc"}`` lists), ``clips`` (``speaker/utt`` keys), ``steps``,
-    ``seconds``. Returns ``{"checkpoint": path, "history": ..., "steps", "seconds"}``.
+    ``clips``. ``model_cfg.image_size`` is set to the crops' size. The resumable state lives
+    in the folder ``out_path`` without its suffix (``last.pt``, ``log.csv``; ``resume``
+    continues it); ``on_step(step, trainer)``: the :class:`.Trainer` hook. The checkpoint
+    (kind ``"syncnet"``, weights in fp16 when ``half``) keeps ``mfcc_mean`` / ``mfcc_std``
+    ``(12, 1)``, ``clips`` (``speaker/utt`` keys) and ``history`` (:func:`step_history`)
+    in its ``meta``. Returns ``{"checkpoint", "history", "steps",
+    "seconds"}``.
     """
-    from tqdm.auto import tqdm
-
-    model_cfg = model_cfg or SyncNetConfig.tiny()
-    cfg = cfg or SyncNetTrainConfig()
-    if not 1 <= cfg.min_offset <= cfg.max_offset:
-        raise ValueError(f"need 1 <= min_offset <= max_offset, got {cfg.min_offset}, "
-                         f"{cfg.max_offset}")
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    device = pick_device(cfg.device)
-    stats = mfcc_stats(clips, root) if stats is None else stats
-    data = _Windows(root, clips, stats, model_cfg.context, cfg.min_offset)
-    model = SyncNet(model_cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history = {"step": [], "loss": [], "acc": []}
-    logger = CSVLogger(log_path) if log_path else None
-    start, sums, step = time.time(), [0.0, 0.0, 0], 0
-    bar = tqdm(total=cfg.steps, desc="SyncNet", disable=not progress)
-    try:
-        while step < cfg.steps:
-            elapsed = (time.time() - start) / 60
-            if cfg.max_minutes is not None and elapsed > cfg.max_minutes:
-                break
-            done = max(step / cfg.steps, elapsed / cfg.max_minutes if cfg.max_minutes else 0.0)
-            cosine = 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
-            scale = cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * cosine
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * scale
-            idx = data.pairs[rng.integers(len(data.pairs), size=cfg.batch_size)]
-            hard_idx = _shifted(data, idx, cfg.hard_negatives, cfg.min_offset, cfg.max_offset, rng)
-            video = data.video_batch(idx)
-            if cfg.flip:
-                mirror = torch.from_numpy(rng.random(len(idx)) < 0.5)
-                video[mirror] = video[mirror].flip(-1)
-            if cfg.noise:
-                video = video + cfg.noise * torch.randn_like(video)
-            audio = data.audio_batch(np.concatenate([idx, hard_idx.reshape(-1, 2)]))
-            same = ((idx[:, None, 0] == idx[None, :, 0])
-                    & (np.abs(idx[:, None, 1] - idx[None, :, 1]) < cfg.min_offset))
-            model.train()
-            v = model.embed_video(video.to(device))
-            a = model.embed_audio(audio.to(device))
-            b = len(idx)
-            loss, acc = contrastive_loss(v, a[:b], a[b:].reshape(b, cfg.hard_negatives, -1),
-                                         torch.from_numpy(same).to(device), cfg.temperature)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            sums = [sums[0] + loss.item(), sums[1] + acc.item(), sums[2] + 1]
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                row = {"step": step, "loss": sums[0] / sums[2], "acc": sums[1] / sums[2]}
-                for key, value in row.items():
-                    history[key].append(value)
-                if logger:
-                    logger.log(**row, lr=cfg.lr * scale, seconds=time.time() - start)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc']:.2f}")
-                sums = [0.0, 0.0, 0]
-            bar.update(1)
-    finally:
-        bar.close()
-        if logger:
-            logger.close()
-    seconds = time.time() - start
-    path = save_checkpoint(out_path, kind=KIND, model=model.cpu().state_dict(),
-                           model_config=asdict(model_cfg), train_config=asdict(cfg),
-                           mfcc_mean=np.asarray(stats[0], np.float32).reshape(-1, 1),
-                           mfcc_std=np.asarray(stats[1], np.float32).reshape(-1, 1),
-                           history=history, clips=[f"{c['speaker']}/{c['utt']}" for c in clips],
-                           steps=step, seconds=seconds)
-    return {"checkpoint": path, "history": history, "steps": step, "seconds": seconds}
+    cfg = cfg or SyncNetTrainConfig.tiny()
+    model_cfg = dataclasses.replace(model_cfg or SyncNetConfig.tiny(),
+                                    image_size=crop_size(root, clips))
+    stats = _stats(mfcc_stats(clips, root) if stats is None else stats)
+    data = SyncWindows(root, clips, stats, context=model_cfg.context,
+                       hard_negatives=cfg.hard_negatives, min_offset=cfg.min_offset,
+                       max_offset=cfg.max_offset, flip=cfg.flip, seed=cfg.seed)
+    seed_everything(cfg.seed)  # the initial weights
+    meta = {"mfcc_mean": stats[0], "mfcc_std": stats[1], "clips": [clip_key(c) for c in clips],
+            "train_config": cfg}
+    out = Path(out_path)
+    trainer = Trainer(SyncNet(model_cfg), data, cfg, out.with_suffix(""),
+                      step_fn=make_step_fn(cfg), kind="syncnet", model_config=model_cfg,
+                      meta=meta, collate_fn=default_collate, progress=progress, desc="SyncNet",
+                      on_step=on_step)
+    result = trainer.fit(resume=resume)
+    history = step_history(trainer.log_path, cfg.log_every) if trainer.is_main else {}
+    if trainer.is_main:
+        trainer.meta["history"] = history
+        trainer.export(out, half=half)
+    return {"checkpoint": out, "history": history, "steps": result["steps"],
+            "seconds": result["seconds"]}
 
 
 def load_syncnet(path: str | Path, device: str = "cpu") -> tuple[SyncNet, dict]:
@@ -280,6 +278,24 @@ def load_syncnet(path: str | Path, device: str = "cpu") -> tuple[SyncNet, dict]:
 
 
 # ----------------------------------------------------------------------------- checking
+
+
+def load_mfcc(root, clip: dict, stats=None) -> torch.Tensor:
+    """One clip's MFCC windows ``(T, 12, 28)`` (normalised with ``stats = (mean, std)``
+    when given)."""
+    mfcc = np.load(clip_folder(root, clip) / FIELD_FILES["mfcc"]).astype(np.float32)
+    if stats is not None:
+        mean, std = _stats(stats)
+        mfcc = (mfcc - mean) / std
+    return torch.from_numpy(mfcc)
+
+
+def load_clip(root, clip: dict, stats=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One clip's ``frames (T, 3, S, S)`` float in [-1, 1] and ``mfcc (T, 12, 28)``
+    (:func:`load_mfcc`)."""
+    frames = np.load(clip_folder(root, clip) / FIELD_FILES["frames"])
+    img = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return img.contiguous(), load_mfcc(root, clip, stats)
 
 
 def shift_frames(frames: torch.Tensor, shift: int) -> torch.Tensor:
@@ -309,13 +325,13 @@ def evaluate_syncnet(expert: SyncNet, root, clips: list[dict], stats, *, shift: 
     """
     if len(clips) < 2:
         raise ValueError("evaluate_syncnet needs at least 2 clips (one's audio shuffles another's)")
-    loaded = [load_clip(root, c, stats) for c in clips]
     expected = {"real": 0, "shuffled": 0, "shifted": shift}
-    out = {"clips": [f"{c['speaker']}/{c['utt']}" for c in clips],
+    out = {"clips": [clip_key(c) for c in clips],
            **{name: [] for name in expected}}
     partners = shuffle_partners(clips)
-    for n, (frames, mfcc) in enumerate(loaded):
-        other = fit_length(loaded[partners[n]][1], len(mfcc))
+    for n, clip in enumerate(clips):  # one clip in memory at a time
+        frames, mfcc = load_clip(root, clip, stats)
+        other = fit_length(load_mfcc(root, clips[partners[n]], stats), len(mfcc))
         for name, (f, m) in {"real": (frames, mfcc), "shuffled": (frames, other),
                              "shifted": (shift_frames(frames, shift), mfcc)}.items():
             s = sync_scores(expert, f, m, max_offset=max_offset)

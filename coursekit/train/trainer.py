@@ -42,7 +42,7 @@ What it does for you (details in the docstrings of :mod:`coursekit.train.state`)
   imports, a ``tqdm`` bar on rank 0.
 
 An *epoch* is one pass over the dataset's items: for the course's datasets one item per
-frame window of every training clip (:class:`coursekit.data.dataset.FrameWindows`).
+frame window of every training clip (:class:`coursekit.data.windows.FrameWindows`).
 Stopping: ``max_steps`` optimizer steps when set (it overrides ``epochs``), else every full
 accumulation of ``epochs`` passes; ``max_minutes`` counts the run's training time over all
 its resumed sessions; an ``on_step`` hook may set ``trainer.should_stop = True``.

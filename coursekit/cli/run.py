@@ -1,0 +1,178 @@
+"""``coursekit course``, ``evaluate`` and ``generate``: running the course and the models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .context import apply_context, device_arguments
+from .train import split_arguments
+
+
+def _course_run(args) -> int:
+    from ..course import load_parameters, run_course
+
+    params = load_parameters(args.params)
+    if args.device:
+        params["device"] = args.device
+    try:
+        run_course(args.out, params, only=args.only, notebook_dir=args.notebooks)
+    except FileNotFoundError as err:
+        print(f"coursekit course run: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _course_sweep(args) -> int:
+    import yaml
+
+    from ..sweep import ABLATIONS, run_sweep
+
+    overrides = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"coursekit course sweep: error: --set wants KEY=VALUE, got {item!r}",
+                  file=sys.stderr)
+            return 2
+        overrides[key.strip()] = yaml.safe_load(value)
+    if args.device:
+        overrides["device"] = args.device
+    try:
+        rows = run_sweep(args.notebook, args.grid or ABLATIONS, args.out, force=args.force,
+                         only=args.only, overrides=overrides)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"coursekit course sweep: error: {err}", file=sys.stderr)
+        return 2
+    return 1 if any(r["status"] == "error" for r in rows) else 0
+
+
+def _evaluate(args) -> int:
+    import json
+    import time
+
+    from ..evaluate import default_scorers, evaluate_checkpoint, write_report
+    from ..infer import InferError, load_generator
+
+    start = time.time()
+    ctx = apply_context(args, "coursekit evaluate")
+    if ctx is None:
+        return 2
+    try:
+        if not Path(args.checkpoint).is_file():
+            raise FileNotFoundError(f"{args.checkpoint}: no such checkpoint")
+        if not Path(args.data).is_dir():
+            raise FileNotFoundError(f"{args.data}: no such data folder (a processed dataset "
+                                    "of `coursekit preprocess`)")
+        gen = load_generator(args.checkpoint, str(ctx.torch_device))
+        judge, syncnet = args.judge, args.syncnet
+        if judge is None or syncnet is None:
+            shipped_judge, shipped_sync = default_scorers(gen.image_size)
+            for given, found, what, cols in ((judge, shipped_judge, "judge", "AU-F1, Acc"),
+                                             (syncnet, shipped_sync, "syncnet", "LSE-D, LSE-C")):
+                if given is None and found is None:
+                    print(f"note: no --{what} given and none shipped for {gen.image_size} px "
+                          f"faces: {cols} skipped")
+            judge = shipped_judge if judge is None else judge
+            syncnet = shipped_sync if syncnet is None else syncnet
+        for path, what in ((judge, "judge"), (syncnet, "syncnet")):
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: no such {what} checkpoint")
+        results = evaluate_checkpoint(gen, args.data, judge=judge, syncnet=syncnet,
+                                      clips=args.clips, speakers=args.speakers,
+                                      test_speakers=args.test_speakers, split=args.split,
+                                      steps=args.steps, seed=args.seed, max_clips=args.max_clips)
+    except (FileNotFoundError, InferError, ValueError) as err:
+        print(f"coursekit evaluate: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out or Path("runs") / "evaluate" / Path(args.checkpoint).stem)
+    md, csv_path = write_report(results, out, title=f"Evaluation of {Path(args.checkpoint).name}")
+    (out / "evaluation.json").write_text(json.dumps(results, indent=1) + "\n")
+    lines = md.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    print("\n".join(lines[first:first + 2 + len(results["rows"])]))
+    print(f"wrote {md}, {csv_path} ({len(results['clips'])} clips, "
+          f"{time.time() - start:.1f} s)")
+    return 0
+
+
+def _generate(args) -> int:
+    import time
+
+    from ..audio import AudioError
+    from ..face import FaceError
+    from ..infer import InferError, generate_video
+    from ..video import VideoError
+
+    start = time.time()
+    ctx = apply_context(args, "coursekit generate")
+    if ctx is None:
+        return 2
+    try:
+        out = generate_video(args.checkpoint, args.face, args.audio, args.out,
+                             paste_back=args.paste_back, device=str(ctx.torch_device),
+                             seed=args.seed, steps=args.steps)
+    except (FileNotFoundError, AudioError, FaceError, InferError, VideoError) as err:
+        print(f"coursekit generate: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({time.time() - start:.1f} s)")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``course``, ``evaluate`` and ``generate`` to the ``coursekit`` parser."""
+    course = sub.add_parser("course", help="run the notebook course").add_subparsers(
+        dest="action", required=True)
+    run = course.add_parser("run", help="execute every notebook in order with papermill")
+    run.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
+    run.add_argument("--params", help="YAML or JSON file of notebook parameters")
+    run.add_argument("--only", nargs="*", help="run only notebooks whose names contain these")
+    run.add_argument("--notebooks", help="folder of the course notebooks (default: the source "
+                     "checkout's notebooks/, else ./notebooks)")
+    device_arguments(run, threads=False, default=None)
+    run.set_defaults(func=_course_run)
+    sweep = course.add_parser("sweep", help="run one notebook once per parameter set of a grid "
+                              "and tabulate each run's metrics.json")
+    sweep.add_argument("notebook", help="the notebook to run (e.g. notebooks/06_training.ipynb)")
+    sweep.add_argument("--grid", help="YAML grid: common: {...}, runs: {name: {...}} "
+                       "(default: the course's ablations, coursekit/ablations.yaml)")
+    sweep.add_argument("--out", required=True, help="folder: one sub-folder per run, sweep.md/.csv")
+    sweep.add_argument("--force", action="store_true", help="re-run runs that finished before")
+    sweep.add_argument("--only", nargs="*", help="run only these runs of the grid")
+    sweep.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="a parameter for every run (YAML value), e.g. --set minutes=20")
+    device_arguments(sweep, threads=False, default=None)
+    sweep.set_defaults(func=_course_sweep)
+
+    ev = sub.add_parser("evaluate", help="score a generator checkpoint beside its baselines "
+                        "(PSNR, SSIM, LMD, AU F1, LSE-D/C)")
+    ev.add_argument("checkpoint", help="generator checkpoint (talker.pt or diffusion.pt)")
+    ev.add_argument("--data", required=True, help="processed dataset at the generator's size")
+    ev.add_argument("--judge", help="AU classifier for scoring (default: the shipped one for "
+                    "the generator's face size, coursekit/assets/tiny/judge.pt at 64 px)")
+    ev.add_argument("--syncnet", help="sync expert (default: the shipped one for the "
+                    "generator's face size, coursekit/assets/tiny/syncnet.pt at 64 px)")
+    ev.add_argument("--clips", choices=("heldout", "all"), default="heldout",
+                    help="the clips training left out (default: every 5th utterance per "
+                    "speaker and the test speakers' clips) or all clips")
+    ev.add_argument("--speakers", help="comma-separated speakers (default: all)")
+    split_arguments(ev)
+    ev.add_argument("--max-clips", type=int, help="evaluate only the first N clips")
+    ev.add_argument("--steps", type=int, help="sampling steps of a diffusion renderer")
+    ev.add_argument("--seed", type=int, default=0, help="noise seed of a diffusion renderer")
+    device_arguments(ev)
+    ev.add_argument("--out", help="report folder (default: runs/evaluate/<checkpoint name>)")
+    ev.set_defaults(func=_evaluate)
+
+    video = sub.add_parser("generate", help="a talking-face video from a face photo and a voice")
+    video.add_argument("--checkpoint", help="generator checkpoint (default: the shipped one, "
+                       "coursekit/assets/tiny/diffusion.pt)")
+    video.add_argument("--face", required=True, help="photo with a frontal face (the largest is used)")
+    video.add_argument("--audio", required=True, help="speech: wav, flac, mp3, or a video's sound")
+    video.add_argument("--out", required=True, help="the .mp4 to write (H.264 + the input audio)")
+    video.add_argument("--paste-back", action="store_true",
+                       help="put the face back into the whole photo (default: the face crop)")
+    device_arguments(video)
+    video.add_argument("--seed", type=int, default=0, help="for sampling renderers (default 0)")
+    video.add_argument("--steps", type=int, help="sampling steps of a diffusion renderer")
+    video.set_defaults(func=_generate)
