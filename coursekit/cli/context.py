@@ -8,12 +8,15 @@ applies it (the library itself never sets threads)::
     if ctx is None:
         return 2                      # one-line error already printed
     load_generator(path, str(ctx.torch_device))
+
+or, with the errors of the command turned into one-line messages, :func:`run_command`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable
 
 from ..runtime import RunContext
 
@@ -42,3 +45,17 @@ def apply_context(args, prog: str, amp: str = "none") -> RunContext | None:
     except (RuntimeError, ValueError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return None
+
+
+def run_command(args, prog: str, body: Callable[[RunContext], int],
+                errors: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError)) -> int:
+    """Apply the command's run context, then ``body(ctx)``; ``errors`` become one line on
+    stderr and exit status 2 (so does a device that is not available)."""
+    ctx = apply_context(args, prog)
+    if ctx is None:
+        return 2
+    try:
+        return body(ctx)
+    except errors as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2

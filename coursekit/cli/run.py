@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .context import apply_context, device_arguments
+from .context import device_arguments, run_command
 from .train import split_arguments
 
 
@@ -55,45 +55,47 @@ def _evaluate(args) -> int:
     from ..infer import InferError, load_generator
 
     start = time.time()
-    ctx = apply_context(args, "coursekit evaluate")
-    if ctx is None:
-        return 2
-    try:
+
+    def scorers(size: int) -> tuple:
+        """The given judge and sync expert, or those shipped for ``size`` px faces."""
+        judge, syncnet = args.judge, args.syncnet
+        shipped_judge, shipped_sync = default_scorers(size)
+        for given, found, what, cols in ((judge, shipped_judge, "judge", "AU-F1, Acc"),
+                                         (syncnet, shipped_sync, "syncnet", "LSE-D, LSE-C")):
+            if given is None and found is None:
+                print(f"note: no --{what} given and none shipped for {size} px faces: "
+                      f"{cols} skipped")
+        judge = shipped_judge if judge is None else judge
+        syncnet = shipped_sync if syncnet is None else syncnet
+        for path, what in ((judge, "judge"), (syncnet, "syncnet")):
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: no such {what} checkpoint")
+        return judge, syncnet
+
+    def body(ctx) -> int:
         if not Path(args.checkpoint).is_file():
             raise FileNotFoundError(f"{args.checkpoint}: no such checkpoint")
         if not Path(args.data).is_dir():
             raise FileNotFoundError(f"{args.data}: no such data folder (a processed dataset "
                                     "of `coursekit preprocess`)")
         gen = load_generator(args.checkpoint, str(ctx.torch_device))
-        judge, syncnet = args.judge, args.syncnet
-        if judge is None or syncnet is None:
-            shipped_judge, shipped_sync = default_scorers(gen.image_size)
-            for given, found, what, cols in ((judge, shipped_judge, "judge", "AU-F1, Acc"),
-                                             (syncnet, shipped_sync, "syncnet", "LSE-D, LSE-C")):
-                if given is None and found is None:
-                    print(f"note: no --{what} given and none shipped for {gen.image_size} px "
-                          f"faces: {cols} skipped")
-            judge = shipped_judge if judge is None else judge
-            syncnet = shipped_sync if syncnet is None else syncnet
-        for path, what in ((judge, "judge"), (syncnet, "syncnet")):
-            if path is not None and not Path(path).is_file():
-                raise FileNotFoundError(f"{path}: no such {what} checkpoint")
+        judge, syncnet = scorers(gen.image_size)
         results = evaluate_checkpoint(gen, args.data, judge=judge, syncnet=syncnet,
                                       clips=args.clips, speakers=args.speakers,
                                       test_speakers=args.test_speakers, split=args.split,
                                       steps=args.steps, seed=args.seed, max_clips=args.max_clips)
-    except (FileNotFoundError, InferError, ValueError) as err:
-        print(f"coursekit evaluate: error: {err}", file=sys.stderr)
-        return 2
-    out = Path(args.out or Path("runs") / "evaluate" / Path(args.checkpoint).stem)
-    md, csv_path = write_report(results, out, title=f"Evaluation of {Path(args.checkpoint).name}")
-    (out / "evaluation.json").write_text(json.dumps(results, indent=1) + "\n")
-    lines = md.read_text().splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    print("\n".join(lines[first:first + 2 + len(results["rows"])]))
-    print(f"wrote {md}, {csv_path} ({len(results['clips'])} clips, "
-          f"{time.time() - start:.1f} s)")
-    return 0
+        out = Path(args.out or Path("runs") / "evaluate" / Path(args.checkpoint).stem)
+        md, csv_path = write_report(results, out,
+                                    title=f"Evaluation of {Path(args.checkpoint).name}")
+        (out / "evaluation.json").write_text(json.dumps(results, indent=1) + "\n")
+        lines = md.read_text().splitlines()
+        first = next(i for i, line in enumerate(lines) if line.startswith("|"))
+        print("\n".join(lines[first:first + 2 + len(results["rows"])]))
+        print(f"wrote {md}, {csv_path} ({len(results['clips'])} clips, "
+              f"{time.time() - start:.1f} s)")
+        return 0
+
+    return run_command(args, "coursekit evaluate", body, (FileNotFoundError, InferError, ValueError))
 
 
 def _generate(args) -> int:
@@ -104,19 +106,16 @@ def _generate(args) -> int:
     from ..infer import InferError, generate_video
     from ..video import VideoError
 
-    start = time.time()
-    ctx = apply_context(args, "coursekit generate")
-    if ctx is None:
-        return 2
-    try:
+    def body(ctx) -> int:
+        start = time.time()
         out = generate_video(args.checkpoint, args.face, args.audio, args.out,
                              paste_back=args.paste_back, device=str(ctx.torch_device),
                              seed=args.seed, steps=args.steps)
-    except (FileNotFoundError, AudioError, FaceError, InferError, VideoError) as err:
-        print(f"coursekit generate: error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {out} ({time.time() - start:.1f} s)")
-    return 0
+        print(f"wrote {out} ({time.time() - start:.1f} s)")
+        return 0
+
+    return run_command(args, "coursekit generate", body,
+                       (FileNotFoundError, AudioError, FaceError, InferError, VideoError))
 
 
 def register(sub) -> None:

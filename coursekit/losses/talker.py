@@ -16,10 +16,10 @@ from .vgg import PerceptualLoss
 class TalkerLossWeights:
     """The trade-off weights of eq. 11 (paper's values as defaults)."""
 
-    rec: float = 1.5
-    id: float = 1.5
-    per: float = 0.07
-    au: float = 0.02
+    rec: float = 1.5    # L1 reconstruction
+    id: float = 1.5     # identity (upper face)
+    per: float = 0.07   # perceptual (VGG-19)
+    au: float = 0.02    # AU classifier on the generated frames
 
 
 class TalkerLoss(nn.Module):

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
+
+from ..presets import Presets
 
 FUSIONS = ("tcsan", "gru", "tcn", "mhatt_tcn", "coatt_tcn")
 """Names accepted by ``TalkerConfig.fusion`` (the rows of the paper's Table 3)."""
@@ -53,27 +56,23 @@ class Audio2AUConfig:
 
 
 @dataclass(frozen=True)
-class AUClassifierConfig:
+class AUClassifierConfig(Presets):
     """The AU classifier that judges generated frames (lower half of the face only).
 
     image_size: side S of the full face; the classifier sees ``(3, S/2, S)``.
     channels: the 4 conv layers (a 2x2 max-pool after every 2).
     fc: the 2 hidden FC widths; a third FC gives ``n_aus`` logits.
+
+    ``paper()``: these defaults; ``tiny()``: 64 px, thin convs (:mod:`coursekit.presets`).
     """
+
+    TINY: ClassVar[dict] = dict(image_size=64, channels=(16, 32, 48, 64), fc=(96, 32))
 
     image_size: int = 112
     channels: tuple[int, int, int, int] = (32, 64, 128, 128)
     fc: tuple[int, int] = (256, 64)
     n_aus: int = 5
     dropout: float = 0.1
-
-    @classmethod
-    def paper(cls) -> "AUClassifierConfig":
-        return cls()
-
-    @classmethod
-    def tiny(cls) -> "AUClassifierConfig":
-        return cls(image_size=64, channels=(16, 32, 48, 64), fc=(96, 32))
 
 
 @dataclass(frozen=True)
@@ -212,7 +211,7 @@ class UNetConfig:
     attn_levels: tuple[int, ...] = (2, 3)
     heads: int = 4
     patch: int = 1
-    cond_dim: int = 512
+    cond_dim: int = 512             # set by the renderer (the fusion width)
     cond_mode: str = "both"
     cond_token_dim: int = 32
     time_dim: int = 512
@@ -265,6 +264,6 @@ class DiffusionConfig:
         """64 px, 2x2 patches, three levels (32, 16, 8 px): trains on a laptop CPU."""
         base = dict(talker=TalkerConfig.tiny(), audface_dim=32, mask_channels=(16, 32),
                     unet=UNetConfig(channels=(32, 64, 96), blocks=1, attn_levels=(2,), heads=4,
-                                    patch=2, cond_token_dim=16, time_dim=96, groups=16))
+                                  patch=2, cond_token_dim=16, time_dim=96, groups=16))
         base.update(overrides)
         return cls(**base)

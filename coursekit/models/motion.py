@@ -20,11 +20,13 @@ route (Audio2AU gives occurrence *probabilities*, not intensities: :func:`fit_qu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..presets import Presets
 from ..warp import MOVING, inter_ocular
 
 LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
@@ -32,33 +34,28 @@ LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 
 
 @dataclass(frozen=True)
-class MotionConfig:
+class MotionConfig(Presets):
     """Sizes of :class:`MotionModel`.
 
     n_aus: AU intensities per frame; au_scale: they are divided by this (0-5 -> 0-1).
     n_points: moving landmarks (``len(coursekit.warp.MOVING)``).
     hidden, mlp_layers: the per-frame MLP (GELU). kernel, conv_layers: the residual temporal
     convolutions (``kernel`` frames, centred). dropout: after the MLP.
+
+    ``paper()``: the defaults (about 0.2 M parameters); ``tiny()``: thinner, for CPU work
+    and tests (about 20 k parameters).
     """
+
+    TINY: ClassVar[dict] = dict(hidden=48, conv_layers=1)
 
     n_aus: int = 5
     n_points: int = len(MOVING)
     au_scale: float = 5.0
-    hidden: int = 128
+    hidden: int = 128               # width of the per-frame MLP
     mlp_layers: int = 2
     kernel: int = 5
     conv_layers: int = 2
     dropout: float = 0.1
-
-    @classmethod
-    def paper(cls) -> "MotionConfig":
-        """The default size (about 0.2 M parameters)."""
-        return cls()
-
-    @classmethod
-    def tiny(cls) -> "MotionConfig":
-        """Thinner, for CPU work and tests (about 20 k parameters)."""
-        return cls(hidden=48, conv_layers=1)
 
 
 class MotionModel(nn.Module):

@@ -18,19 +18,20 @@ The two presets of :class:`SyncNetConfig` differ only in numbers.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..presets import Presets
 from .au_classifier import lower_half
-from .config import N_MFCC, WINDOW_STEPS
+from .config import N_MFCC, WINDOW_STEPS, from_dict
 
 
 @dataclass(frozen=True)
-class SyncNetConfig:
+class SyncNetConfig(Presets):
     """Sizes of :class:`SyncNet`.
 
     image_size: side S of the full face crop; the video encoder sees ``(3, S/2, S)`` per frame.
@@ -42,7 +43,13 @@ class SyncNetConfig:
         halves the time axis, every later one halves both axes.
     embed_dim: size D of the embeddings.
     pooled: side of the adaptive average pooling before the last linear layer.
+
+    ``paper()``: 112 px faces, 512-d embeddings (the size of Wav2Lip's expert; 7.6 M
+    parameters). ``tiny()``: 64 px faces, 64-d embeddings, thin convs for CPU work (0.25 M).
     """
+
+    TINY: ClassVar[dict] = dict(image_size=64, video_channels=(24, 48, 64, 96),
+                                audio_channels=(32, 48, 64, 96), embed_dim=64)
 
     image_size: int = 112
     context: int = 5
@@ -54,24 +61,9 @@ class SyncNetConfig:
     pooled: int = 2
 
     @classmethod
-    def paper(cls) -> "SyncNetConfig":
-        """112 px faces, 512-d embeddings (the size of Wav2Lip's expert; 7.6 M parameters)."""
-        return cls()
-
-    @classmethod
-    def tiny(cls) -> "SyncNetConfig":
-        """64 px faces, 64-d embeddings, thin convs for CPU work (0.25 M parameters)."""
-        return cls(image_size=64, video_channels=(24, 48, 64, 96),
-                   audio_channels=(32, 48, 64, 96), embed_dim=64)
-
-    @classmethod
     def from_dict(cls, d: dict) -> "SyncNetConfig":
-        """From ``dataclasses.asdict`` output (lists back to tuples; unknown keys refused)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown SyncNetConfig fields {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        """From ``dataclasses.asdict`` output (:func:`coursekit.models.config.from_dict`)."""
+        return from_dict(cls, d)
 
 
 def _block(c_in: int, c_out: int, stride) -> list[nn.Module]:
@@ -103,14 +95,14 @@ class SyncNet(nn.Module):
             c_in = c_out
         layers.append(nn.AdaptiveAvgPool2d(cfg.pooled))
         self.video = nn.Sequential(*layers, nn.Flatten(),
-                                   nn.Linear(c_in * cfg.pooled ** 2, cfg.embed_dim))
+                                 nn.Linear(c_in * cfg.pooled ** 2, cfg.embed_dim))
         layers, c_in = [], k
         for i, c_out in enumerate(cfg.audio_channels):
             layers += _block(c_in, c_out, 1 if i == 0 else (1, 2) if i == 1 else 2)
             c_in = c_out
         layers.append(nn.AdaptiveAvgPool2d(cfg.pooled))
         self.audio = nn.Sequential(*layers, nn.Flatten(),
-                                   nn.Linear(c_in * cfg.pooled ** 2, cfg.embed_dim))
+                                 nn.Linear(c_in * cfg.pooled ** 2, cfg.embed_dim))
 
     def embed_video(self, frames: torch.Tensor) -> torch.Tensor:
         """``(N, K, 3, S/2, S)`` lower faces (or ``(N, K, 3, S, S)`` faces) in [-1, 1]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,12 +34,13 @@ from ..losses import au_class_weights, au_loss
 from ..metrics import accuracy_per_au, f1_per_au
 from ..models.au_classifier import AUClassifier, lower_half
 from ..models.config import AUClassifierConfig
+from ..presets import Presets
 from .common import read_csv_log, seed_everything
 from .trainer import Trainer, TrainerConfig
 
 
 @dataclass
-class AUClassifierTrainConfig(TrainerConfig):
+class AUClassifierTrainConfig(Presets, TrainerConfig):
     """:class:`~coursekit.train.trainer.TrainerConfig` plus the classifier's own settings.
 
     seq_len: frames per dataset item (1: one item per frame; a few frames read from disk in
@@ -51,6 +53,8 @@ class AUClassifierTrainConfig(TrainerConfig):
     :meth:`tiny` caps a CPU run at 1.5 minutes.
     """
 
+    TINY: ClassVar[dict] = dict(max_minutes=1.5, ckpt_every=100, device="cpu")
+
     batch_size: int = 64
     epochs: int = 30
     lr: float = 1e-3
@@ -58,16 +62,6 @@ class AUClassifierTrainConfig(TrainerConfig):
     seq_len: int = 1
     noise: float = 0.03
     min_rate: float = 0.01
-
-    @classmethod
-    def paper(cls) -> "AUClassifierTrainConfig":
-        """30 epochs over every training frame, no time cap."""
-        return cls()
-
-    @classmethod
-    def tiny(cls) -> "AUClassifierTrainConfig":
-        """The samples on a CPU: up to 30 epochs within 1.5 minutes."""
-        return cls(max_minutes=1.5, ckpt_every=100, device="cpu")
 
 
 # ----------------------------------------------------------------------------- data

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -49,6 +50,7 @@ from ..losses import mask_losses, region_weighted_mse
 from ..models.config import DiffusionConfig, from_dict
 from ..models.diffusion import DiffusionTalker
 from ..models.disentangle import mouth_prior
+from ..presets import Presets
 from .trainer import Trainer, TrainerConfig
 
 
@@ -66,7 +68,7 @@ def config_from_dict(cls, values: dict, renamed: dict | None = None):
 
 
 @dataclass
-class DiffusionTrainConfig(TrainerConfig):
+class DiffusionTrainConfig(Presets, TrainerConfig):
     """Renderer training: :class:`~.trainer.TrainerConfig`'s optimisation (batch of clip
     windows, steps, minutes, EMA, AMP, device, ...) with the paper preset's defaults, plus:
 
@@ -79,34 +81,29 @@ class DiffusionTrainConfig(TrainerConfig):
     cond_drop: share of null conditions (classifier-free guidance).
     au_drive: share of clips driven by their ground-truth AUs instead of the audio (so the
         mouth can be edited with AU sliders at inference).
+
+    ``paper()``: GPU settings for the paper-size renderer (112 px), the defaults.
+    ``tiny()``: CPU settings for the samples at 64 px.
     """
+
+    TINY: ClassVar[dict] = dict(batch_size=4, lr=5e-4, ema_decay=0.995, max_minutes=10.0,
+                                ckpt_every=100, amp="none", device="cpu", seq_len=12,
+                                per_frames=4)
 
     batch_size: int = 8
     max_steps: int | None = 100_000
     ema_decay: float | None = 0.999
     ckpt_every: int = 1000
     amp: str = "bf16"
-    seq_len: int = 64
+    seq_len: int = 64               # frames per clip window
     per_frames: int | None = 8
     lr_audio2au: float = 0.0
-    mouth_weight: float = 4.0
+    mouth_weight: float = 4.0       # denoising loss weight at the mouth
     w_prior: float = 0.5
     w_area: float = 1.0
-    w_tv: float = 0.05
+    w_tv: float = 0.05              # total variation of the mask
     cond_drop: float = 0.1
     au_drive: float = 0.25
-
-    @classmethod
-    def paper(cls, **overrides) -> "DiffusionTrainConfig":
-        """GPU settings for the paper-size renderer (112 px): the defaults."""
-        return cls(**overrides)
-
-    @classmethod
-    def tiny(cls, **overrides) -> "DiffusionTrainConfig":
-        """CPU settings for the samples at 64 px."""
-        base = dict(batch_size=4, lr=5e-4, ema_decay=0.995, max_minutes=10.0, ckpt_every=100,
-                    amp="none", device="cpu", seq_len=12, per_frames=4)
-        return cls(**{**base, **overrides})
 
     @classmethod
     def from_dict(cls, values: dict) -> "DiffusionTrainConfig":

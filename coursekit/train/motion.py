@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -43,8 +44,15 @@ import torch
 from ..data.splits import clip_key
 from ..data.windows import FrameWindows
 from ..evaluate.rows import clip_array
-from ..models.motion import (LIP_PAIRS, MotionConfig, MotionModel, apply_quantile_map,
-                             fit_quantile_map, neutral_landmarks)
+from ..models.motion import (
+    LIP_PAIRS,
+    MotionConfig,
+    MotionModel,
+    apply_quantile_map,
+    fit_quantile_map,
+    neutral_landmarks,
+)
+from ..presets import Presets
 from ..warp import MOVING, MOVING_MIRROR, inter_ocular
 from .trainer import Trainer, TrainerConfig
 
@@ -60,14 +68,19 @@ CHIN, LEFT, RIGHT = _slot(8), _slot(48), _slot(54)
 
 
 @dataclass
-class MotionTrainConfig(TrainerConfig):
+class MotionTrainConfig(Presets, TrainerConfig):
     """Motion-model training: :class:`~coursekit.train.trainer.TrainerConfig`'s fields (the
     motion model's defaults below) and its own (see the module docstring).
 
     seq_len: frames per window. flip: probability of the left-right mirror. scale: the
     per-window x and y scales are drawn from ``1 +- scale``. w_spread: weight of the spread
     term.
+
+    ``tiny()``: a short CPU run (for tests and the samples).
     """
+
+    TINY: ClassVar[dict] = dict(batch_size=8, lr=3e-3, lr_schedule="constant", max_steps=200,
+                                ema_decay=None, ckpt_every=100, grad_clip=None, seq_len=16)
 
     batch_size: int = 32
     lr: float = 2e-3
@@ -79,16 +92,10 @@ class MotionTrainConfig(TrainerConfig):
     ckpt_every: int = 500
     grad_clip: float | None = 1.0
     device: str = "cpu"
-    seq_len: int = 32
+    seq_len: int = 32               # frames per window
     flip: float = 0.5
     scale: float = 0.05
     w_spread: float = 1.0
-
-    @classmethod
-    def tiny(cls) -> "MotionTrainConfig":
-        """A short CPU run (for tests and the samples)."""
-        return cls(batch_size=8, lr=3e-3, lr_schedule="constant", max_steps=200,
-                   ema_decay=None, ckpt_every=100, grad_clip=None, seq_len=16)
 
 
 # ----------------------------------------------------------------------------- data

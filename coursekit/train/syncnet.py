@@ -32,7 +32,7 @@ Python use (or ``coursekit train syncnet tiny --data proc64 --out syncnet.pt``):
     from coursekit.data.splits import load_split
     from coursekit.models.syncnet import SyncNetConfig
     from coursekit.train.syncnet import (SyncNetTrainConfig, evaluate_syncnet, load_syncnet,
-                                         train_syncnet)
+                                       train_syncnet)
 
     split = load_split("proc64")                   # every 5th utterance held out
     train_syncnet("proc64", split.train, "syncnet.pt", SyncNetConfig.tiny(),
@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -59,13 +60,14 @@ from ..data.splits import clip_key
 from ..evaluate.rows import fit_length, shuffle_partners  # noqa: F401 (fit_length re-exported)
 from ..metrics import sync_scores
 from ..models.syncnet import SyncNet, SyncNetConfig
+from ..presets import Presets
 from .au_classifier import clip_folder, crop_size
 from .common import read_csv_log, seed_everything
 from .trainer import Trainer, TrainerConfig
 
 
 @dataclass
-class SyncNetTrainConfig(TrainerConfig):
+class SyncNetTrainConfig(Presets, TrainerConfig):
     """:class:`~coursekit.train.trainer.TrainerConfig` plus the expert's own settings.
 
     hard_negatives: shifted audio windows of the same clip per video window, shifts drawn
@@ -75,9 +77,11 @@ class SyncNetTrainConfig(TrainerConfig):
     noise: std of Gaussian noise added to the frames in [-1, 1] (generated frames are not crisp).
     log_every: optimizer steps per entry of the checkpoint's ``history`` (means of those steps).
 
-    The defaults are the paper preset (:meth:`paper`: 10 epochs over every window, cosine
-    schedule, no time cap); :meth:`tiny` runs 600 steps on a CPU.
+    ``paper()``: 10 epochs over every window of the training clips, no time cap.
+    ``tiny()``: the samples on a CPU: 600 steps of 64 windows (about 17 epochs of spk1-spk4).
     """
+
+    TINY: ClassVar[dict] = dict(max_steps=600, ckpt_every=100, device="cpu")
 
     batch_size: int = 64
     epochs: int = 10
@@ -86,23 +90,13 @@ class SyncNetTrainConfig(TrainerConfig):
     lr_schedule: str = "cosine"
     min_lr_fraction: float = 0.05
     ckpt_every: int = 500
-    hard_negatives: int = 4
+    hard_negatives: int = 4         # shifted audio windows per video window
     min_offset: int = 3
     max_offset: int = 15
     temperature: float = 0.1
     flip: bool = True
     noise: float = 0.02
     log_every: int = 25
-
-    @classmethod
-    def paper(cls) -> "SyncNetTrainConfig":
-        """10 epochs over every window of the training clips, no time cap."""
-        return cls()
-
-    @classmethod
-    def tiny(cls) -> "SyncNetTrainConfig":
-        """The samples on a CPU: 600 steps of 64 windows (about 17 epochs of spk1-spk4)."""
-        return cls(max_steps=600, ckpt_every=100, device="cpu")
 
 
 # ----------------------------------------------------------------------------- data
@@ -212,7 +206,7 @@ def make_step_fn(cfg: SyncNetTrainConfig):
         near = (start[:, None] - start[None]).abs() < cfg.min_offset
         same = (clip[:, None] == clip[None]) & near  # (B, B): not a negative of each other
         loss, acc = contrastive_loss(v, a[:b], a[b:].view(b, h, -1), same.to(device),
-                                     cfg.temperature)
+                                   cfg.temperature)
         return loss, {"acc": float(acc)}
 
     return step_fn
@@ -248,7 +242,7 @@ def train_syncnet(root: str | Path, clips: list[dict], out_path: str | Path,
     """
     cfg = cfg or SyncNetTrainConfig.tiny()
     model_cfg = dataclasses.replace(model_cfg or SyncNetConfig.tiny(),
-                                    image_size=crop_size(root, clips))
+                                  image_size=crop_size(root, clips))
     stats = _stats(mfcc_stats(clips, root) if stats is None else stats)
     data = SyncWindows(root, clips, stats, context=model_cfg.context,
                        hard_negatives=cfg.hard_negatives, min_offset=cfg.min_offset,
@@ -338,7 +332,7 @@ def evaluate_syncnet(expert: SyncNet, root, clips: list[dict], stats, *, shift: 
             out[name].append({k: s[k] for k in ("offset", "distance", "confidence")})
     out["summary"] = {
         name: {"offset_ok": float(np.mean([abs(r["offset"] - expected[name]) <= tolerance
-                                           for r in out[name]])),
+                                         for r in out[name]])),
                "distance": float(np.mean([r["distance"] for r in out[name]])),
                "confidence": float(np.mean([r["confidence"] for r in out[name]]))}
         for name in expected}

@@ -35,6 +35,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -46,6 +47,7 @@ from ..losses import TalkerLoss, TalkerLossWeights, au_class_weights
 from ..models.au_classifier import lower_half
 from ..models.config import RENDERERS, AUClassifierConfig, DiffusionConfig, TalkerConfig, from_dict
 from ..models.talker import Talker
+from ..presets import Presets
 from .au_classifier import AUClassifierTrainConfig, load_au_classifier, train_au_classifier
 from .common import seed_everything
 from .diffusion import DiffusionTrainConfig, config_from_dict, train_diffusion
@@ -53,7 +55,7 @@ from .trainer import Trainer, TrainerConfig
 
 
 @dataclass
-class TalkerTrainConfig(TrainerConfig):
+class TalkerTrainConfig(Presets, TrainerConfig):
     """End-to-end training: :class:`~.trainer.TrainerConfig`'s optimisation with the paper's
     defaults (section 4.2: batch 8, Adam lr 2e-4, betas (0.5, 0.999), 20 epochs), plus:
 
@@ -63,7 +65,14 @@ class TalkerTrainConfig(TrainerConfig):
         batch, an unbiased estimate of the full term; None uses every frame.
     lr_audio2au, lr_au_classifier: fine-tuning rates of the pre-trained parts.
     w_rec, w_id, w_per, w_au: the weights of eq. 11 (:class:`coursekit.losses.TalkerLoss`).
+
+    ``paper()``: the paper's settings (the defaults), for a GPU. ``tiny()``: a CPU budget
+    for the samples at 64 px: 12-frame windows, 6 a batch, the perceptual term on 4 frames,
+    5.5 minutes.
     """
+
+    TINY: ClassVar[dict] = dict(seq_len=12, batch_size=6, per_frames=4, epochs=1000,
+                                max_minutes=5.5, device="cpu")
 
     batch_size: int = 8
     epochs: int = 20
@@ -73,23 +82,10 @@ class TalkerTrainConfig(TrainerConfig):
     per_frames: int | None = None
     lr_audio2au: float = 1e-6
     lr_au_classifier: float = 1e-7
-    w_rec: float = 1.5
+    w_rec: float = 1.5              # eq. 11: reconstruction
     w_id: float = 1.5
     w_per: float = 0.07
     w_au: float = 0.02
-
-    @classmethod
-    def paper(cls, **overrides) -> "TalkerTrainConfig":
-        """The paper's settings (the defaults), for a GPU."""
-        return cls(**overrides)
-
-    @classmethod
-    def tiny(cls, **overrides) -> "TalkerTrainConfig":
-        """A CPU budget for the samples at 64 px: 12-frame windows, 6 a batch, the
-        perceptual term on 4 frames, 5.5 minutes."""
-        base = dict(seq_len=12, batch_size=6, per_frames=4, epochs=1000, max_minutes=5.5,
-                    device="cpu")
-        return cls(**{**base, **overrides})
 
     @classmethod
     def from_dict(cls, values: dict) -> "TalkerTrainConfig":
@@ -330,22 +326,22 @@ def train_pipeline(root: str | Path, out: str | Path, cfg: PipelineConfig | None
                             cfg.au_classifier_train, progress=progress, resume=resume)
     if not (resume and paths["audio2au"].is_file()):
         a2a_cfg = Audio2AUTrainConfig(model=asdict(cfg.audio2au_config),
-                                      max_minutes=cfg.audio2au_minutes, seed=cfg.seed,
-                                      device=cfg.audio2au_device, progress=progress)
+                                    max_minutes=cfg.audio2au_minutes, seed=cfg.seed,
+                                    device=cfg.audio2au_device, progress=progress)
         paths["audio2au"] = Path(train_audio2au(root, out, a2a_cfg, clips=train,
-                                                resume=resume)["checkpoint"])
+                                              resume=resume)["checkpoint"])
     ckpt = read_checkpoint(paths["audio2au"])
     stats = (ckpt["meta"]["mfcc_mean"].numpy(), ckpt["meta"]["mfcc_std"].numpy())
     if cfg.renderer == "diffusion":
         paths["diffusion"] = train_diffusion(root, train, out / "diffusion.pt", cfg.diffusion,
-                                             cfg.diffusion_train, mfcc_stats=stats,
-                                             audio2au_state=ckpt["model"], progress=progress,
-                                             resume=resume, half=cfg.half)
+                                           cfg.diffusion_train, mfcc_stats=stats,
+                                           audio2au_state=ckpt["model"], progress=progress,
+                                           resume=resume, half=cfg.half)
         paths["generator"] = paths["diffusion"]
     else:
         paths["talker"] = train_talker(root, train, out / "talker.pt", cfg.model, cfg.talker,
-                                       mfcc_stats=stats, audio2au_state=ckpt["model"],
-                                       au_classifier=paths["au_classifier"], progress=progress,
-                                       resume=resume, half=cfg.half)
+                                     mfcc_stats=stats, audio2au_state=ckpt["model"],
+                                     au_classifier=paths["au_classifier"], progress=progress,
+                                     resume=resume, half=cfg.half)
         paths["generator"] = paths["talker"]
     return {"paths": paths, "train": train, "test": test, "split": split}
