@@ -193,3 +193,86 @@ def test_tiny_diffusion_resumes_exactly(processed112, tmp_path):
     assert a.step == b.step == 4
     _assert_same_weights(a.model.state_dict(), b.model.state_dict())
     _assert_same_weights(a.ema.state_dict(), b.ema.state_dict())
+
+
+# ----------------------------------------------------------------------------- the other kinds at paper size
+
+
+def _two_steps_then_resume(train, out, kind: str, check):
+    """Two optimiser steps, export, reload through load_checkpoint, one step resumed; ``check``
+    compares the live trainer's model with the loaded one after each run."""
+    keep = Keep()
+    for steps in (2, 3):
+        trainer_steps = train(steps, keep, steps == 3)
+        assert keep.trainer.step == steps == trainer_steps
+        loaded = load_checkpoint(out, kind=kind)
+        check(keep.trainer, loaded.model)
+
+
+def test_paper_audio2au_trains_exports_and_resumes(processed112, tmp_path):
+    from coursekit.models import Audio2AU
+    from coursekit.train.audio2au import Audio2AUTrainConfig, train_audio2au
+
+    root, clips, _ = processed112
+    cfg = Audio2AUTrainConfig(batch_size=1, seq_len=2, val_fraction=0, device="cpu",
+                              progress=False)
+    assert cfg.model == {}  # the paper's sizes
+
+    def train(steps, keep, resume):
+        cfg.max_steps = steps
+        train_audio2au(root, tmp_path, cfg, clips, resume=resume, on_step=keep)
+        return keep.trainer.step
+
+    def check(trainer, model):
+        assert isinstance(model, Audio2AU) and len(model.nets) == 5
+        x = torch.randn(1, 2, 12, 28)
+        with torch.no_grad():
+            _same_output(trainer.model.eval(), model, x)
+
+    _two_steps_then_resume(train, tmp_path / "audio2au.pt", "audio2au", check)
+
+
+def test_paper_au_classifier_trains_exports_and_resumes(processed112, tmp_path):
+    from coursekit.train.au_classifier import AUClassifierTrainConfig, train_au_classifier
+
+    root, clips, _ = processed112
+    cfg = AUClassifierTrainConfig.paper(batch_size=1, device="cpu")
+    out = tmp_path / "clf.pt"
+
+    def train(steps, keep, resume):
+        cfg.max_steps = steps
+        train_au_classifier(root, clips, out, AUClassifierConfig.paper(), cfg, progress=False,
+                            resume=resume, on_step=keep)
+        return keep.trainer.step
+
+    def check(trainer, model):
+        x = torch.randn(2, 3, 112, 112)
+        with torch.no_grad():
+            _same_output(trainer.model.eval(), model, x)
+
+    _two_steps_then_resume(train, out, "au_classifier", check)
+
+
+def test_paper_sync_expert_trains_exports_and_resumes(processed112, tmp_path):
+    from coursekit.models.syncnet import SyncNetConfig
+    from coursekit.train.syncnet import SyncNetTrainConfig, train_syncnet
+
+    root, clips, stats = processed112
+    cfg = SyncNetTrainConfig.paper(batch_size=1, hard_negatives=1, device="cpu")
+    out = tmp_path / "syncnet.pt"
+
+    def train(steps, keep, resume):
+        cfg.max_steps = steps
+        train_syncnet(root, clips, out, SyncNetConfig.paper(), cfg, progress=False,
+                      stats=stats, resume=resume, on_step=keep)
+        return keep.trainer.step
+
+    def check(trainer, model):
+        frames, mfcc = torch.randn(1, 5, 3, 112, 112), torch.randn(1, 5, 12, 28)
+        with torch.no_grad():
+            a = trainer.model.eval().embed_video(frames)
+            torch.testing.assert_close(a, model.embed_video(frames), rtol=0, atol=1e-6)
+            a = trainer.model.embed_audio(mfcc)
+            torch.testing.assert_close(a, model.embed_audio(mfcc), rtol=0, atol=1e-6)
+
+    _two_steps_then_resume(train, out, "syncnet", check)
