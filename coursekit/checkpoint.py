@@ -172,6 +172,12 @@ def _motion(cfg: dict, meta: dict) -> nn.Module:
     return MotionModel(_config(MotionConfig, cfg))
 
 
+def _painter(cfg: dict, meta: dict) -> nn.Module:
+    from .models.painter import Painter, PainterConfig
+
+    return Painter(_config(PainterConfig, cfg))
+
+
 KINDS: dict[str, Kind] = {}
 
 
@@ -186,6 +192,7 @@ register("audio2au", _audio2au, "Audio2AU (MFCC windows -> speech AUs)")
 register("au_classifier", _au_classifier, "an AU classifier on lower faces (loss or judge)")
 register("syncnet", _syncnet, "the lip-sync expert")
 register("motion", _motion, "AU intensities -> mouth and jaw landmark motion (the warp renderer)")
+register("painter", _painter, "paints the mouth interior a warp cannot make (the warp renderer)")
 
 
 # ----------------------------------------------------------------------------- reading

@@ -4,8 +4,11 @@
   (or 0/1) arrays ``(N, 5)`` -- ``N`` frames, AUs in :data:`coursekit.au.AUS` order, numpy
   arrays or torch tensors; probabilities become decisions with :func:`binarize` (threshold
   0.5, as in the paper's sigmoid outputs); :func:`au_table` prints them.
-* Image quality: :func:`psnr`, :func:`ssim` (images in [-1, 1] by default).
-* Mouth shape: :func:`lmd`, the landmark distance in pixels.
+* Image quality: :func:`psnr`, :func:`ssim` (images in [-1, 1] by default); :func:`region_psnr`
+  of every frame of a video against one photo inside a box (uint8 by default).
+* Mouth shape: :func:`lmd`, the landmark distance in pixels; :func:`mouth_opening` of landmarks
+  (or :func:`tracked_opening` of a video's frames) and :func:`opening_agreement` of two such
+  series (correlation, spread ratio).
 * Lip sync: :func:`sync_scores` (offset, LSE-D, LSE-C) with a trained sync expert
   (:class:`coursekit.models.syncnet.SyncNet`).
 """
@@ -166,6 +169,52 @@ def mouth_opening(landmarks) -> np.ndarray:
     pts = _to_numpy(landmarks).astype(np.float64)
     gap = np.linalg.norm(pts[..., [61, 62, 63], :] - pts[..., [67, 66, 65], :], axis=-1).mean(-1)
     return gap / np.linalg.norm(pts[..., 54, :] - pts[..., 48, :], axis=-1)
+
+
+def tracked_opening(frames, detector=None, source: str = "video") -> tuple[np.ndarray, np.ndarray]:
+    """``(opening (T,), landmarks (T, 68, 2))`` of a video's frames ``(T, H, W, 3)`` RGB uint8:
+    dlib landmarks tracked on them (:func:`coursekit.face.track_landmarks`, reusing
+    ``detector`` when given) and their :func:`mouth_opening`."""
+    from .face import track_landmarks
+
+    landmarks = track_landmarks(np.asarray(frames), detector, source=source)
+    return mouth_opening(landmarks), landmarks
+
+
+def opening_agreement(pred, real) -> tuple[float, float]:
+    """``(correlation, spread ratio)`` of two mouth-opening series ``(T,)``: Pearson's r, and
+    ``std(pred) / std(real)``. A series that does not move has no correlation: ``(0, 0)``
+    for a still ``pred``; ``(0, inf)`` for a still ``real`` and a moving ``pred``."""
+    p, r = (_to_numpy(x).astype(np.float64).reshape(-1) for x in (pred, real))
+    if p.shape != r.shape or len(p) < 2:
+        raise ValueError(f"opening_agreement: series of {len(p)} and {len(r)} values "
+                         "(need the same length, at least 2)")
+    sp, sr = p.std(), r.std()
+    if sp < 1e-12:
+        return 0.0, 0.0
+    if sr < 1e-12:
+        return 0.0, float("inf")
+    return float(np.corrcoef(p, r)[0, 1]), float(sp / sr)
+
+
+def region_psnr(frames, reference, box=None, data_range: float = 255.0) -> np.ndarray:
+    """PSNR (dB) of every frame against one reference image, inside ``box``.
+
+    frames: ``(T, H, W, C)``; reference: ``(H, W, C)`` (e.g. uint8, ``data_range`` 255);
+    box: ``(x0, y0, x1, y1)`` pixels (clipped to the image; None: the whole image).
+    Returns ``(T,)`` float64, ``inf`` where the region is unchanged.
+    """
+    f, ref = _to_numpy(frames).astype(np.float64), _to_numpy(reference).astype(np.float64)
+    if f.ndim != 4 or f.shape[1:] != ref.shape:
+        raise ValueError(f"region_psnr: frames {f.shape} are not (T, *reference {ref.shape})")
+    h, w = ref.shape[:2]
+    x0, y0, x1, y1 = (0, 0, w, h) if box is None else (int(round(v)) for v in box)
+    x0, x1, y0, y1 = max(x0, 0), min(x1, w), max(y0, 0), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"region_psnr: box {box} is empty inside a {w}x{h} image")
+    mse = ((f[:, y0:y1, x0:x1] - ref[y0:y1, x0:x1]) ** 2).mean(axis=(1, 2, 3))
+    with np.errstate(divide="ignore"):
+        return np.where(mse > 0, 10 * np.log10(data_range ** 2 / np.maximum(mse, 1e-300)), np.inf)
 
 
 def lmd(pred_landmarks, true_landmarks, points: str = "mouth") -> float:

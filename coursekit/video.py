@@ -85,23 +85,32 @@ def video_start(path: str | os.PathLike) -> float | None:
     return float(found.group(1)) if found else 0.0
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 25.0,
+def write_video(path: str | os.PathLike, frames, fps: float = 25.0,
                 audio: np.ndarray | None = None, sr: int | None = None, *,
-                crf: int = 18) -> Path:
+                crf: int = 18, preset: str = "medium") -> Path:
     """Encode ``(T, H, W, 3)`` RGB uint8 frames as H.264 mp4, with ``audio`` muxed as AAC.
 
     The file is written to a temporary name first and renamed, so a crash never leaves a
     half-written video under the final name. Encoding is single-threaded and bit-exact, so
-    the same frames and audio always give the same file.
+    the same frames and audio always give the same file. ``preset``: x264's speed preset
+    (``"fast"`` encodes about twice as fast as ``"medium"`` at the same ``crf``).
+
+    ``frames`` may also be an iterator of ``(n, H, W, 3)`` chunks: each is handed to the
+    encoder as it comes, so the frames can be made while ffmpeg encodes the previous ones
+    and a long video is never held in memory whole.
     """
+    import itertools
+
     import soundfile
 
     path = Path(path)
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise VideoError(f"{path}: frames must be (T, H, W, 3) uint8, got {frames.shape} "
-                         f"{frames.dtype}")
-    t, h, w, _ = frames.shape
+    streamed = not isinstance(frames, (np.ndarray, list, tuple))
+    chunks = iter(frames) if streamed else iter([np.asarray(frames)])
+    first = np.asarray(next(chunks, np.zeros((0, 2, 2, 3), np.uint8)))
+    if first.ndim != 4 or first.shape[-1] != 3 or first.dtype != np.uint8:
+        raise VideoError(f"{path}: frames must be (T, H, W, 3) uint8, got {first.shape} "
+                         f"{first.dtype}")
+    _, h, w, _ = first.shape
     if h % 2 or w % 2:
         raise VideoError(f"{path}: H.264 in yuv420p needs even width and height, got {w}x{h}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,14 +124,37 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 25.0,
             wav = Path(tmp) / "audio.wav"
             soundfile.write(wav, np.asarray(audio, dtype=np.float32), sr, subtype="PCM_16")
             cmd += ["-i", str(wav), "-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "64k"]
-        cmd += ["-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
+        cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
                 "-threads", "1", "-fflags", "+bitexact", "-flags", "+bitexact",
                 "-movflags", "+faststart", str(tmp_video)]
-        proc = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(),
-                              capture_output=True)
-    if proc.returncode != 0:
+        with open(Path(tmp) / "ffmpeg.log", "w+b") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=log)
+            try:
+                for chunk in itertools.chain([first], chunks):
+                    chunk = np.asarray(chunk)
+                    if chunk.shape[1:] != first.shape[1:] or chunk.dtype != np.uint8:
+                        raise VideoError(f"{path}: a chunk of {chunk.shape} {chunk.dtype} "
+                                         f"frames after {first.shape[1:]} uint8 ones")
+                    proc.stdin.write(np.ascontiguousarray(chunk).tobytes())
+            except BrokenPipeError:  # ffmpeg stopped: its log says why
+                pass
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                tmp_video.unlink(missing_ok=True)
+                raise
+            finally:
+                try:
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+            returncode = proc.wait()
+            log.seek(0)
+            stderr = log.read()
+    if returncode != 0:
         tmp_video.unlink(missing_ok=True)
-        raise VideoError(f"{path}: ffmpeg failed: {proc.stderr.decode(errors='replace').strip()}")
+        raise VideoError(f"{path}: ffmpeg failed: {stderr.decode(errors='replace').strip()}")
     os.replace(tmp_video, path)
     return path
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from coursekit import cli
-from coursekit.assets import DEFAULT_GENERATOR, asset_path
+from coursekit.assets import asset_path
 from coursekit.checkpoint import (FORMAT_VERSION, KINDS, load_checkpoint, plain, save_checkpoint,
                                   save_model)
 from coursekit.models import AUClassifierConfig
@@ -37,8 +37,8 @@ def run(capsys, *args):
     return code, out, err
 
 
-def test_info_of_the_default_generator(capsys):
-    path = asset_path(DEFAULT_GENERATOR)
+def test_info_of_the_shipped_diffusion_renderer(capsys):
+    path = asset_path("tiny/diffusion.pt")
     code, out, err = run(capsys, "info", path)
     assert code == 0, err
     loaded = load_checkpoint(path)

@@ -16,7 +16,8 @@ import pytest
 from coursekit import assets, cli
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = [assets.DEFAULT_GENERATOR, *assets.SCORERS[64], "README.md"]
+SHIPPED = [assets.DEFAULT_GENERATOR, "grid/audio2au.pt", "grid/motion.pt", *assets.SCORERS[64],
+           "README.md"]
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,8 @@ def test_the_default_generator_and_scorers():
     from coursekit.evaluate import default_scorers
 
     gen = infer.load_generator()
-    assert gen.name == "diffusion" and Path(gen.source) == assets.default_generator()
+    assert gen.name == "warp" and Path(gen.source) == assets.default_generator()
     judge, sync = default_scorers(gen.image_size)
-    assert judge == assets.TINY_DIR / "judge.pt" and sync == assets.TINY_DIR / "syncnet.pt"
+    assert judge == assets.TINY_DIR / "judge112.pt" and sync == assets.TINY_DIR / "syncnet112.pt"
+    assert default_scorers(64) == (assets.TINY_DIR / "judge.pt", assets.TINY_DIR / "syncnet.pt")
     assert default_scorers(48) == (None, None)

@@ -5,6 +5,7 @@ Layout (``README.md`` here says how each file was made)::
     coursekit/assets/tiny/   small models trained on data_samples/ (64 px unless named 112)
         talker.pt diffusion.pt audio2au.pt au_classifier.pt judge.pt syncnet.pt
     coursekit/assets/grid/   models trained on the GRID corpus
+        warp.json (the warp generator: names its parts) audio2au.pt motion.pt [painter.pt]
 
 Every path to a shipped file goes through this module, so ``pip install coursekit`` (no
 source checkout) finds them too:
@@ -12,6 +13,7 @@ source checkout) finds them too:
 * :func:`asset_path`: ``asset_path("tiny/judge.pt")``, None when it is not shipped;
 * :func:`default_generator`: the generator ``coursekit generate`` uses without
   ``--checkpoint`` (:data:`DEFAULT_GENERATOR`, one constant so a better one can replace it);
+  :data:`GENERATORS` names every shipped generator;
 * :func:`default_scorers`: the judge (AU classifier) and sync expert that score generated
   faces of one size (:data:`SCORERS`).
 """
@@ -26,8 +28,16 @@ ASSETS_DIR = Path(__file__).resolve().parent
 TINY_DIR = ASSETS_DIR / "tiny"
 """The tiny checkpoints trained on ``data_samples/``."""
 
-DEFAULT_GENERATOR = "tiny/diffusion.pt"
-"""The default generator, relative to :data:`ASSETS_DIR`: the tiny diffusion renderer."""
+GENERATORS = {"warp": "grid/warp.json", "diffusion": "tiny/diffusion.pt",
+              "decoder": "tiny/talker.pt"}
+"""Shipped generators by name (``coursekit generate --checkpoint warp``), relative to
+:data:`ASSETS_DIR`: the warp generator (``coursekit.infer.warp``: a JSON file naming its
+GRID-trained parts, ``grid/README.md``), the tiny diffusion renderer and the tiny image
+decoder."""
+
+DEFAULT_GENERATOR = GENERATORS["warp"]
+"""The default generator, relative to :data:`ASSETS_DIR`: the warp generator, which moves
+any photo's own pixels (sharp at the photo's resolution, real time on a CPU)."""
 
 SCORERS = {64: ("tiny/judge.pt", "tiny/syncnet.pt"),
            112: ("tiny/judge112.pt", "tiny/syncnet112.pt")}

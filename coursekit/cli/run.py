@@ -164,13 +164,15 @@ def register(sub) -> None:
     ev.set_defaults(func=_evaluate)
 
     video = sub.add_parser("generate", help="a talking-face video from a face photo and a voice")
-    video.add_argument("--checkpoint", help="generator checkpoint (default: the shipped one, "
-                       "coursekit/assets/tiny/diffusion.pt)")
+    video.add_argument("--checkpoint", help="generator: a checkpoint (talker.pt, diffusion.pt), "
+                       "a warp_generator .json, or a shipped one by name: warp, diffusion, "
+                       "decoder (default: warp, coursekit/assets/grid/warp.json: the photo's "
+                       "own pixels moved by the speech)")
     video.add_argument("--face", required=True, help="photo with a frontal face (the largest is used)")
     video.add_argument("--audio", required=True, help="speech: wav, flac, mp3, or a video's sound")
     video.add_argument("--out", required=True, help="the .mp4 to write (H.264 + the input audio)")
     video.add_argument("--paste-back", action="store_true",
-                       help="put the face back into the whole photo (default: the face crop)")
+                       help="the whole photo at its own resolution (default: the face crop)")
     device_arguments(video)
     video.add_argument("--seed", type=int, default=0, help="for sampling renderers (default 0)")
     video.add_argument("--steps", type=int, help="sampling steps of a diffusion renderer")

@@ -2,8 +2,10 @@
 
 ``coursekit generate [--checkpoint CKPT] --face IMAGE --audio AUDIO --out OUT.mp4`` runs
 :func:`generate_video` (without a checkpoint: the shipped default generator of
-:func:`coursekit.assets.default_generator`), which does what preprocessing and training did,
-on new inputs:
+:func:`coursekit.assets.default_generator`, the **warp generator** of :mod:`.warp`, which
+moves the photo's own pixels and paints only the mouth interior; ``--checkpoint warp``,
+``diffusion`` or ``decoder`` name the shipped ones), which does what preprocessing and
+training did, on new inputs:
 
 1. **audio** (:func:`coursekit.audio.load_audio`): any rate, mono or stereo, wav/flac/mp3 or
    the sound of a video file. The video gets ``n_frames = ceil(duration * 25)`` frames, so it
@@ -19,7 +21,10 @@ on new inputs:
 3. **frames** (:class:`Generator`): the model of the checkpoint's ``kind`` (``"talker"``, the
    paper's image decoder, or ``"diffusion"``) turns the identity crop and the MFCC windows
    into ``(T, 3, S, S)`` frames. Renderers are looked up in :data:`RENDERERS`, so another
-   one is added with one line.
+   one is added with one line. The :class:`~.warp.WarpGenerator` (a ``warp_generator``
+   JSON file naming its parts) instead turns the audio into landmark motion and warps the
+   crop, or with paste-back the whole photo at its native resolution
+   (:mod:`.warp_frames`); silence (:func:`~.warp.speech_activity`) leaves the photo still.
 4. **video** (:func:`coursekit.video.write_video`): H.264 at 25 fps with the *original*
    audio (its own sample rate, mixed to mono) muxed as AAC, so the sound lasts exactly as
    long as the input recording. Without paste-back the frames are the face crops, enlarged
@@ -34,12 +39,14 @@ Shapes: photo ``(H, W, 3)`` RGB uint8; crops ``(S, S, 3)`` uint8; tensors ``(3, 
 from .faces import (CHIN, LOWER_FACE, MAX_PHOTO_SIDE, FaceCrop, crop_face, lower_face_polygon,
                     paste_back, read_image, to_tensor, to_uint8)
 from .generator import (CHUNK, RENDERER_NAMES, RENDERERS, Generator, InferError,
-                        decode_in_chunks, default_checkpoint, load_generator)
+                        decode_in_chunks, default_checkpoint, generator_path, load_generator)
 from .run import VIEW_SIZE, generate_video, load_speech, n_video_frames
+from .warp import WarpConfig, WarpGenerator, load_warp_generator, speech_activity
 
 __all__ = [
     "CHIN", "CHUNK", "LOWER_FACE", "MAX_PHOTO_SIDE", "RENDERERS", "RENDERER_NAMES", "VIEW_SIZE",
-    "FaceCrop", "Generator", "InferError", "crop_face", "decode_in_chunks", "default_checkpoint",
-    "generate_video", "load_generator", "load_speech", "lower_face_polygon", "n_video_frames",
-    "paste_back", "read_image", "to_tensor", "to_uint8",
+    "FaceCrop", "Generator", "InferError", "WarpConfig", "WarpGenerator", "crop_face",
+    "decode_in_chunks", "default_checkpoint", "generate_video", "generator_path",
+    "load_generator", "load_speech", "load_warp_generator", "lower_face_polygon",
+    "n_video_frames", "paste_back", "read_image", "speech_activity", "to_tensor", "to_uint8",
 ]

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..assets import ASSETS_DIR, DEFAULT_GENERATOR, default_generator
+from ..assets import ASSETS_DIR, DEFAULT_GENERATOR, GENERATORS, asset_path, default_generator
 from ..checkpoint import CheckpointError, Loaded, load_checkpoint
 from ..models.talker import Talker
 from ..runtime import pick_device
@@ -141,18 +141,42 @@ def default_checkpoint() -> Path:
     return path
 
 
+def generator_path(checkpoint: str | os.PathLike | None = None) -> Path:
+    """The file of a generator: ``None`` is the shipped default (:func:`default_checkpoint`),
+    a name of :data:`coursekit.assets.GENERATORS` (``"warp"``, ``"diffusion"``, ...) its
+    shipped file, anything else a path."""
+    if checkpoint is None:
+        return default_checkpoint()
+    if isinstance(checkpoint, str) and checkpoint in GENERATORS:
+        path = asset_path(GENERATORS[checkpoint])
+        if path is None:
+            raise InferError(f"{ASSETS_DIR / GENERATORS[checkpoint]}: the {checkpoint!r} "
+                             "generator is not in this install")
+        return path
+    return Path(checkpoint)
+
+
 def load_generator(checkpoint: str | os.PathLike | None = None, device: str = "cpu"
                    ) -> Generator:
-    """Load a generator checkpoint (any kind in :data:`RENDERERS`) as a :class:`Generator`,
-    through :func:`coursekit.checkpoint.load_checkpoint`. ``checkpoint=None``: the shipped
-    default generator (:func:`default_checkpoint`).
+    """Load a generator as a :class:`Generator`: a checkpoint of a kind in :data:`RENDERERS`
+    (through :func:`coursekit.checkpoint.load_checkpoint`) or a ``warp_generator`` JSON file
+    (:func:`coursekit.infer.warp.load_warp_generator`, a
+    :class:`~coursekit.infer.warp.WarpGenerator`). ``checkpoint`` as in
+    :func:`generator_path`: None for the shipped default generator, ``"warp"`` etc. for a
+    shipped one.
 
     Raises:
         FileNotFoundError: no such file.
         InferError: not a readable checkpoint, not a generator, or a device that is not
             available (one line naming the file).
     """
-    path = default_checkpoint() if checkpoint is None else Path(checkpoint)
+    path = generator_path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such generator checkpoint")
+    if path.suffix.lower() == ".json":
+        from .warp import load_warp_generator
+
+        return load_warp_generator(path, device)
     try:
         where = pick_device(device)
     except (RuntimeError, ValueError) as err:  # "cuda" without CUDA, a misspelt name

@@ -30,8 +30,12 @@ AU_SWEEPS = {"AU25 lips part": ((0, 0, 0, 0, 0), (0, 0, 0, 1, 0)),
 """Rows of :func:`au_sweeps`: ``label: (base, direction)``, intensities ``base + v * direction``."""
 
 
-def _load(checkpoint: str | os.PathLike, device: str = "cpu") -> Generator:
-    """The generator of ``checkpoint``: every model the widgets use is loaded here."""
+def _load(checkpoint: str | os.PathLike | None, device: str = "cpu") -> Generator:
+    """The generator of ``checkpoint``: every model the widgets use is loaded here. None is
+    the shipped default (the warp generator, :mod:`coursekit.infer.warp`), a name of
+    :data:`coursekit.assets.GENERATORS` (``"warp"``, ``"diffusion"``, ``"decoder"``) a
+    shipped one, anything else a checkpoint or ``warp_generator`` file
+    (:func:`coursekit.infer.load_generator`)."""
     return infer.load_generator(checkpoint, device)
 
 
