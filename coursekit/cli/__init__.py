@@ -14,6 +14,9 @@
     coursekit train judge|au-classifier|syncnet tiny|paper|CONFIG.json --data DIR --out FILE.pt
                        [--image-size N] [--minutes M] [--epochs E] [--steps N] [--resume]
                        [--half] [--device cpu] [--threads N] [--test-speakers s5,s6]
+    coursekit train motion|painter tiny|paper|CONFIG.json --data DIR [--data DIR2] --out FILE.pt
+                       [--exclude CLIPS] [--include CLIPS] [--audio2au A.pt] [--steps N] [--resume]
+                       [--half] [--device cpu] [--threads N] [--test-speakers s5,s6]
     coursekit au calibrate
     coursekit evaluate CKPT --data DIR [--judge J] [--syncnet S] [--clips heldout|all]
                        [--speakers spk1,spk2] [--test-speakers s5,s6] [--split utterance|paper]

@@ -39,15 +39,33 @@ def scorer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="processed dataset (coursekit preprocess)")
     parser.add_argument("--out", required=True, help="checkpoint to write, e.g. judge.pt")
     parser.add_argument("--image-size", type=int, help="face size expected of the dataset")
+    length_arguments(parser)
+    parser.add_argument("--seed", type=int, help="default: 1 for judge, else 0")
+    parser.add_argument("--no-eval", action="store_true", help="skip the held-out check")
+
+
+def length_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--minutes``, ``--epochs``, ``--steps`` (see :func:`apply_length`), ``--resume`` and
+    ``--half``: the options every ``coursekit train`` command writing ``FILE.pt`` shares."""
     parser.add_argument("--minutes", type=float, help="training time budget")
     parser.add_argument("--epochs", type=int, help="passes over the training clips (replaces "
                         "the preset's steps and, without --minutes, its time budget)")
     parser.add_argument("--steps", type=int, help="optimizer steps (overrides --epochs; "
                         "without --minutes, the preset's time budget is dropped)")
-    parser.add_argument("--seed", type=int, help="default: 1 for judge, else 0")
     parser.add_argument("--resume", action="store_true", help="continue FILE's training state")
     parser.add_argument("--half", action="store_true", help="store the weights in fp16")
-    parser.add_argument("--no-eval", action="store_true", help="skip the held-out check")
+
+
+def apply_length(cfg, args) -> None:
+    """Set the TrainerConfig ``cfg``'s length from ``--epochs`` / ``--steps`` / ``--minutes``."""
+    if args.epochs is not None:
+        cfg.epochs, cfg.max_steps = args.epochs, None
+    if args.steps is not None:
+        cfg.max_steps = args.steps
+    if args.epochs is not None or args.steps is not None:
+        cfg.max_minutes = None  # a length asked for replaces the preset's time cap
+    if args.minutes is not None:
+        cfg.max_minutes = args.minutes
 
 
 def crop_size(root) -> int:
@@ -104,14 +122,7 @@ def prepare(args):
         raise ValueError(f"{args.data}: its face crops are {size} px, not the {asked} px asked "
                          f"for (preprocess with --size {asked}, or leave out --image-size)")
     model_cfg = dataclasses.replace(model_cfg, image_size=size)
-    if args.epochs is not None:
-        cfg.epochs, cfg.max_steps = args.epochs, None
-    if args.steps is not None:
-        cfg.max_steps = args.steps
-    if args.epochs is not None or args.steps is not None:
-        cfg.max_minutes = None  # a length asked for replaces the preset's time cap
-    if args.minutes is not None:
-        cfg.max_minutes = args.minutes
+    apply_length(cfg, args)
     cfg.seed = args.seed if args.seed is not None else int(args.action == "judge")
     split = load_split(args.data, **split_settings(args.split, args.test_speakers))
     if not split.train:
@@ -137,22 +148,35 @@ def check(args, out: Path, held: list, device: str) -> list[str]:
             for name, s in summary.items()]
 
 
-def train_scorer(args) -> int:
-    """Body of the three commands (``--device`` / ``--threads`` applied by
-    :func:`coursekit.cli.context.apply_context`). Returns the exit status."""
+def start(args, prepare) -> tuple | None:
+    """``prepare(args)`` (a tuple whose second item is the TrainerConfig), then the run
+    context of ``--device`` (the config's device when not given) and ``--threads``
+    (:func:`coursekit.cli.context.apply_context`), whose device the config gets. Returns the
+    prepared tuple, or None after a one-line error on stderr."""
     from .context import apply_context
 
     prog = f"coursekit train {args.action}"
     try:
-        model_cfg, cfg, split = prepare(args)
+        prepared = prepare(args)
     except (FileNotFoundError, ValueError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+        return None
+    cfg = prepared[1]
     args.device = args.device or cfg.device
     ctx = apply_context(args, prog)
     if ctx is None:
-        return 2
+        return None
     cfg.device = str(ctx.torch_device)
+    return prepared
+
+
+def train_scorer(args) -> int:
+    """Body of the three commands (:func:`start`). Returns the exit status."""
+    prog = f"coursekit train {args.action}"
+    prepared = start(args, prepare)
+    if prepared is None:
+        return 2
+    model_cfg, cfg, split = prepared
     out = Path(args.out)
     print(f"{prog}: split: {split.describe()}")
     if args.action == "syncnet":

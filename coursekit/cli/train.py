@@ -114,5 +114,8 @@ def register(sub) -> None:
         device_arguments(scorer, default=None)
         split_arguments(scorer)
         scorer.set_defaults(func=_train_scorer)
+    from .warp import register as register_warp
+
+    register_warp(train)  # motion, painter
 
 
