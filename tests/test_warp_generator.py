@@ -99,6 +99,40 @@ def test_speech_activity():
     assert (infer.speech_activity(hum, 25) == 1).all()
 
 
+def test_crop_path_is_gated_like_the_photo_path(generator, half_silent):
+    """The evaluation path (identity crop + MFCC windows) gates the AUs by the recording
+    passed as ``speech``: still in the silent half, moving in the speech; without the
+    recording the silent half moves (the hiss sounds like speech to Audio2AU)."""
+    from coursekit.audio import mfcc_windows
+
+    path, seconds = half_silent
+    audio, _ = load_audio(path)
+    windows = mfcc_windows(audio)
+    crop = torch.from_numpy(cv2.resize(skimage_data.astronaut(), (112, 112))).permute(2, 0, 1)
+    identity = crop.float() / 127.5 - 1
+    cut = int(seconds * FPS) + 3
+
+    def motion(**kw):
+        frames = generator(identity, generator.normalize(windows), **kw)
+        return (frames[1:] - frames[:-1]).abs().mean(dim=(1, 2, 3)).numpy()
+
+    gated, ungated = motion(speech=audio), motion()
+    assert gated[cut:].max() == 0 and gated[:cut].max() > 0.002
+    assert ungated[cut:].max() > 0.002
+
+
+def test_evaluation_reads_the_clips_recording(tmp_path):
+    from coursekit.evaluate.rows import clip_speech
+
+    clip = tmp_path / "spk5" / "lgad2s"
+    clip.mkdir(parents=True)
+    (clip / "meta.json").write_text(json.dumps({"audio": str(UTTERANCE)}))
+    speech = clip_speech({"dir": "spk5/lgad2s"}, tmp_path, n_frames=10)
+    assert speech.shape == (6400,) and np.abs(speech).max() > 0
+    (clip / "meta.json").write_text(json.dumps({"audio": str(tmp_path / "gone.flac")}))
+    assert clip_speech({"dir": "spk5/lgad2s"}, tmp_path, n_frames=10) is None
+
+
 def test_paste_back_video(video, photo, half_silent, detector):
     """Right frame count and sound; above the nose the photo itself (only compression);
     the mouth moves while she speaks and is still in the silent half."""

@@ -18,11 +18,13 @@ AU predictions of clips into per-AU F1 and accuracy. Used by
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..audio import FPS, SAMPLE_RATE
 from ..data.dataset import FIELD_FILES
 from ..metrics import accuracy_per_au, f1_per_au
 
@@ -61,6 +63,26 @@ def fit_length(x, n: int):
     return np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)])
 
 
+def clip_speech(clip: dict, root, n_frames: int, fps: float = FPS) -> np.ndarray | None:
+    """The 16 kHz mono recording of a processed clip (the ``audio`` entry of its
+    ``meta.json``: absolute, or relative to the working directory as ``coursekit
+    preprocess`` stored it), cut or zero-padded to ``n_frames`` frames; None when the
+    recording is no longer there."""
+    from ..audio import VIDEO_SUFFIXES, load_audio, load_video_audio
+
+    folder = Path(clip["path"]) if "path" in clip else Path(root) / clip["dir"]
+    try:
+        source = Path(json.loads((folder / "meta.json").read_text())["audio"])
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+    if not source.is_file():
+        return None
+    load = load_video_audio if source.suffix.lower() in VIDEO_SUFFIXES else load_audio
+    audio = np.asarray(load(source, SAMPLE_RATE)[0], np.float32)
+    n = int(round(n_frames / fps * SAMPLE_RATE))
+    return audio[:n] if len(audio) >= n else np.pad(audio, (0, n - len(audio)))
+
+
 def shuffled_mfcc(root, clips: list[dict], partners: list[int], i: int, n: int) -> np.ndarray:
     """Raw MFCC windows ``(n, 12, 28)`` of clip ``i``'s partner, fitted to ``n`` frames."""
     return fit_length(clip_array(clips[partners[i]], root, "mfcc"), n)
@@ -97,15 +119,16 @@ def copy_identity(identity: torch.Tensor, n: int) -> torch.Tensor:
     return identity[None].expand(n, -1, -1, -1)
 
 
-def frame_rows(render, item: dict, own, other) -> dict[str, torch.Tensor]:
+def frame_rows(render, item: dict, own, other, speech=(None, None)) -> dict[str, torch.Tensor]:
     """Frames ``(T, 3, S, S)`` of every framed row of one clip.
 
-    render: ``render(identity, mfcc) -> frames``; item: a
+    render: ``render(identity, mfcc, speech) -> frames``; item: a
     :class:`~coursekit.data.dataset.TalkingFaceDataset` item with ``identity`` and
     ``frames``; own, other: normalised MFCC windows ``(T, 12, 28)`` of the clip and of its
-    partner (:func:`shuffled_mfcc`)."""
-    return {"model": render(item["identity"], own),
-            "shuffled audio": render(item["identity"], other),
+    partner (:func:`shuffled_mfcc`); speech: their recordings (:func:`clip_speech`) or
+    None each."""
+    return {"model": render(item["identity"], own, speech[0]),
+            "shuffled audio": render(item["identity"], other, speech[1]),
             "copy identity": copy_identity(item["identity"], len(item["frames"])),
             "real frames": item["frames"]}
 

@@ -17,7 +17,7 @@ from ..data.dataset import TalkingFaceDataset
 from ..metrics import f1_per_au, psnr, ssim
 from ..train.au_classifier import classify_frames
 from .report import COLUMNS
-from .rows import (ROWS, au_scores, frame_rows, label_priors, position_predict,
+from .rows import (ROWS, au_scores, clip_speech, frame_rows, label_priors, position_predict,
                    shuffle_partners, shuffled_mfcc)
 from .scorers import identity_box, load_scorers, sync, track
 
@@ -170,9 +170,12 @@ def evaluate_checkpoint(checkpoint, root, *, judge=None, syncnet=None, clips="he
         n = len(it["occurrence"])
         truth.append(it["occurrence"].numpy().astype(bool))
         judged["position only"].append(position_predict(rates, n))
-        frames = frame_rows(lambda identity, mfcc: gen(identity, mfcc, seed=seed, steps=steps),
+        speech = ((clip_speech(test[i], root, n), clip_speech(test[partners[i]], root, n))
+                  if gen.hears_speech else (None, None))
+        frames = frame_rows(lambda identity, mfcc, audio: gen(identity, mfcc, seed=seed,
+                                                              steps=steps, speech=audio),
                             it, gen.normalize(it["mfcc"].numpy()),
-                            gen.normalize(shuffled_mfcc(root, test, partners, i, n)))
+                            gen.normalize(shuffled_mfcc(root, test, partners, i, n)), speech)
         key = f"{it['speaker']}/{it['utt']}"
         per_clip[key] = _score_clip(frames, it, key, scorers, detector, gen.image_size,
                                     read, judged)

@@ -39,6 +39,8 @@ class Generator:
         device: where the model runs.
         source: the checkpoint file (for messages).
         model: the underlying module(s), for inspection.
+        hears_speech: True when ``render`` also takes ``speech=`` (the clip's 16 kHz mono
+            samples): the warp generator gates its AUs by the speech's loudness.
     """
 
     name: str
@@ -49,6 +51,7 @@ class Generator:
     device: torch.device = torch.device("cpu")
     source: str = ""
     model: object = field(default=None, repr=False)
+    hears_speech: bool = False
 
     def normalize(self, windows: np.ndarray) -> torch.Tensor:
         """Raw MFCC windows ``(T, 12, 28)`` -> normalised float32 tensor ``(T, 12, 28)``."""
@@ -56,19 +59,23 @@ class Generator:
         return torch.from_numpy((windows - self.mfcc_mean) / self.mfcc_std)
 
     def __call__(self, identity: torch.Tensor, mfcc: torch.Tensor, *, seed: int = 0,
-                 steps: int | None = None, progress: bool = False) -> torch.Tensor:
+                 steps: int | None = None, progress: bool = False,
+                 speech: np.ndarray | None = None) -> torch.Tensor:
         """Frames ``(T, 3, S, S)`` in [-1, 1] (float32, CPU) for identity ``(3, S, S)`` in
         [-1, 1] and normalised MFCC windows ``(T, 12, 28)``. ``seed`` and ``steps`` are for
-        sampling renderers; the image decoder is deterministic and ignores them."""
+        sampling renderers; the image decoder is deterministic and ignores them. ``speech``:
+        the recording the windows were cut from (16 kHz mono), used by generators that
+        :attr:`hears_speech` and ignored by the others."""
         s = self.image_size
         if tuple(identity.shape) != (3, s, s):
             raise ValueError(f"{self.source}: identity must be (3, {s}, {s}), "
                              f"got {tuple(identity.shape)}")
         if mfcc.dim() != 3 or mfcc.shape[0] < 1:
             raise ValueError(f"{self.source}: mfcc must be (T, 12, 28), got {tuple(mfcc.shape)}")
+        extra = {"speech": speech} if self.hears_speech and speech is not None else {}
         with torch.no_grad():
             frames = self.render(identity.float().to(self.device), mfcc.float().to(self.device),
-                                 seed=seed, steps=steps, progress=progress)
+                                 seed=seed, steps=steps, progress=progress, **extra)
         return frames.float().cpu()
 
 

@@ -27,8 +27,9 @@ photo's own, stretched lips and all). Steps of one clip (:class:`WarpGenerator`)
 
 :meth:`WarpGenerator.__call__` (``identity crop + MFCC windows -> crops``, the
 :class:`~coursekit.infer.Generator` interface that evaluation uses) warps the crop itself,
-with the template's landmarks unless ``landmarks`` are given and without the gate (no
-audio samples there).
+with the template's landmarks unless ``landmarks`` are given, gated like the photo path when
+the recording is passed as ``speech=`` (:attr:`~coursekit.infer.Generator.hears_speech`;
+:func:`coursekit.evaluate.evaluate_checkpoint` does).
 """
 
 from __future__ import annotations
@@ -182,11 +183,12 @@ def _render(gen: WarpGenerator):
     from .faces import to_tensor, to_uint8
     from .warp_frames import crop_frames
 
-    def render(identity, mfcc, *, seed=0, steps=None, progress=False, landmarks=None):
+    def render(identity, mfcc, *, seed=0, steps=None, progress=False, landmarks=None,
+               speech=None):
         raw = mfcc.cpu().numpy() * gen.mfcc_std + gen.mfcc_mean
         crop = to_uint8(identity[None].cpu())[0]
         source = template(CROP) if landmarks is None else np.asarray(landmarks, np.float32)
-        frames = crop_frames(crop, source, gen.audio_motion(raw), gen.painter)
+        frames = crop_frames(crop, source, gen.audio_motion(raw, speech), gen.painter)
         return torch.stack([to_tensor(f) for f in frames]).to(identity.device)
 
     return render
@@ -227,7 +229,7 @@ def load_warp_generator(path: str | os.PathLike, device: str = "cpu") -> WarpGen
     modules = torch.nn.ModuleDict({k: v.model for k, v in parts.items()})
     gen = WarpGenerator("warp", CROP, _stat(a2u.meta["mfcc_mean"]), _stat(a2u.meta["mfcc_std"]),
                         render=None, device=where, source=str(path), model=modules,
-                        audio2au=a2u.model, motion_model=motion.model,
+                        hears_speech=True, audio2au=a2u.model, motion_model=motion.model,
                         painter=prepare_painter(parts["painter"].model)
                         if "painter" in parts else None,
                         audio_map={k: np.asarray(v) for k, v in motion.meta["audio_map"].items()},
