@@ -1,6 +1,7 @@
-# The two commands of the README:
+# The commands of the README:
 #   make course   set up, then run the whole course on data_samples/ (executed notebooks in runs/)
 #   make test     set up, then run the test suite (pytest + nbval over every notebook)
+#   make labs     set up, then build the labs: student notebooks and autograders in $(LABS)
 #
 # Set-up is a virtual environment in .venv with the pinned versions of constraints.txt.
 # TORCH picks the PyTorch build: the default is the CPU build 2.13.0; on a GPU machine use e.g.
@@ -11,11 +12,12 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 RUN ?= runs/latest
+LABS ?= runs/labs
 BIN := $(VENV)/bin
 # constraints.txt pins the versions CI tests (Python 3.11); other Pythons resolve freely
 CONSTRAINTS ?= $(shell $(PYTHON) -c 'import sys; print("-c constraints.txt" if sys.version_info[:2] == (3, 11) else "")')
 
-.PHONY: setup course test samples checkpoints clean-venv
+.PHONY: setup course test labs samples checkpoints clean-venv
 
 setup: $(VENV)/.installed
 
@@ -31,6 +33,9 @@ course: setup
 
 test: setup
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest
+
+labs: setup
+	$(BIN)/coursekit course labs --out $(LABS)
 
 samples: setup
 	$(BIN)/coursekit samples generate --out data_samples

@@ -6,6 +6,9 @@
                          [--notebooks DIR]
     coursekit course sweep NOTEBOOK [--grid GRID.yaml] --out DIR [--force] [--only RUN ...]
                            [--set KEY=VALUE ...] [--device cpu]
+    coursekit course labs [--out runs/labs] [--only 01] [--check] [--colab] [--notebooks DIR]
+    coursekit course grade SUBMISSION|FOLDER... --autograder DIR/autograder/NN_name.zip
+                           [--out scores.csv]
     coursekit preprocess SRC DST [--workers 2] [--landmarks detect|ground-truth]
     coursekit train talker tiny|paper|CONFIG.json --data DIR --out DIR [--renderer decoder|diffusion]
                        [--minutes 6] [--resume] [--test-speakers s5,s6] [--split utterance|paper]

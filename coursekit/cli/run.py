@@ -47,6 +47,29 @@ def _course_sweep(args) -> int:
     return 1 if any(r["status"] == "error" for r in rows) else 0
 
 
+def _course_labs(args) -> int:
+    from ..labs import build_labs
+
+    try:
+        build_labs(args.out, notebook_dir=args.notebooks, only=args.only, check=args.check,
+                   colab=args.colab)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"coursekit course labs: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _course_grade(args) -> int:
+    from ..labs import grade_submissions
+
+    try:
+        grade_submissions(args.submissions, args.autograder, args.out)
+    except (FileNotFoundError, RuntimeError) as err:
+        print(f"coursekit course grade: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _evaluate(args) -> int:
     import json
     import time
@@ -142,6 +165,25 @@ def register(sub) -> None:
                        help="a parameter for every run (YAML value), e.g. --set minutes=20")
     device_arguments(sweep, threads=False, default=None)
     sweep.set_defaults(func=_course_sweep)
+
+    labs = course.add_parser("labs", help="student notebooks (solutions stripped, checks kept) "
+                             "and otter autograders of the notebooks' exercises")
+    labs.add_argument("--out", default="runs/labs", help="labs folder: student/, autograder/ "
+                      "(default: runs/labs)")
+    labs.add_argument("--only", nargs="*", help="only notebooks whose names contain these")
+    labs.add_argument("--notebooks", help="folder of the course notebooks (as for run)")
+    labs.add_argument("--check", action="store_true", help="also grade each solution notebook "
+                      "with its autograder (runs the notebooks) and fail unless it scores 100 %%")
+    labs.add_argument("--colab", action="store_true", help="for Google Colab: the checks as "
+                      "files in student/tests/ instead of inside the notebooks")
+    labs.set_defaults(func=_course_labs)
+    grade = course.add_parser("grade", help="grade handed-in notebooks with an autograder of "
+                              "`course labs` (otter, no Docker) into one CSV")
+    grade.add_argument("submissions", nargs="+", help="notebooks (.ipynb, or otter .zip) or "
+                       "folders of them")
+    grade.add_argument("--autograder", required=True, help="DIR/autograder/NN_name.zip")
+    grade.add_argument("--out", help="CSV of the scores (one row per submission)")
+    grade.set_defaults(func=_course_grade)
 
     ev = sub.add_parser("evaluate", help="score a generator checkpoint beside its baselines "
                         "(PSNR, SSIM, LMD, AU F1, LSE-D/C)")
