@@ -190,12 +190,12 @@ def main() -> None:
 
     from coursekit.checkpoint import load_checkpoint, save_model
     from coursekit.data.splits import clip_key
-    from coursekit.evaluate.rows import clip_array, fit_length, shuffle_partners
+    from coursekit.evaluate.rows import clip_array
     from coursekit.face import LandmarkDetector
     from coursekit.models.motion import MotionConfig
     from coursekit.train.audio2au import MODEL_PRESETS, Audio2AUTrainConfig, train_audio2au
-    from coursekit.train.motion import (MotionTrainConfig, audio_intensities, fit_audio_map,
-                                        train_motion)
+    from coursekit.train.motion import (MotionTrainConfig, fit_audio_map,
+                                        own_and_other_intensities, train_motion)
 
     torch.set_num_threads(1)
     t0 = time.time()
@@ -222,11 +222,7 @@ def main() -> None:
 
     detector = LandmarkDetector()
     held = unseen + s1_held
-    partners = shuffle_partners(held)
-    own = audio_intensities(a2u, args.proc, held, qmap)
-    raw = [clip_array(c, args.proc, "mfcc") for c in held]
-    other = audio_intensities(a2u, args.proc, held, qmap,
-                              mfcc=[fit_length(raw[p], len(raw[i])) for i, p in enumerate(partners)])
+    own, other = own_and_other_intensities(a2u, args.proc, held, qmap)
     rows = []
     for i, clip in enumerate(held):
         drive = {"motion <- real AUs": clip_array(clip, args.proc, "aus"),

@@ -63,6 +63,7 @@ LIFTER = 22
 LOG_FLOOR = 1e-10
 WINDOW_MS = 280
 FPS = 25.0
+VTLP_F_HI = 4800.0  # Hz: VTLP's warp is linear up to about here (Jaitly & Hinton 2013)
 
 VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".flv"}
 """Containers that go straight to ffmpeg; anything else is tried with libsndfile first."""
@@ -220,9 +221,21 @@ def is_silent(audio: np.ndarray, threshold_dbfs: float = SILENCE_DBFS) -> bool:
 # ----------------------------------------------------------------------------- MFCC
 
 
+def vtlp_frequencies(f: np.ndarray, alpha: float, sr: int = SAMPLE_RATE,
+                     f_hi: float = VTLP_F_HI) -> np.ndarray:
+    """Vocal tract length perturbation (Jaitly & Hinton 2013): ``f -> alpha f`` up to
+    ``f_hi min(alpha, 1) / alpha``, then the straight line that keeps ``sr / 2`` in place."""
+    f, nyq = np.asarray(f, np.float64), sr / 2.0
+    knee = f_hi * min(alpha, 1.0)
+    upper = nyq - (nyq - knee) / (nyq - knee / alpha) * (nyq - f)
+    return np.where(f <= knee / alpha, f * alpha, upper)
+
+
 def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS,
-                   fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
-    """Triangular filters on the HTK mel scale ``2595 log10(1 + f / 700)``.
+                   fmin: float = FMIN, fmax: float = FMAX, warp: float = 1.0) -> np.ndarray:
+    """Triangular filters on the HTK mel scale ``2595 log10(1 + f / 700)``. ``warp``: VTLP
+    factor; the filters weigh bin ``f`` as the unwarped ones weigh :func:`vtlp_frequencies`
+    ``(f, warp)``, so ``warp > 1`` moves a voice's energy to higher bands (a shorter tract).
 
     Returns ``(n_mels, n_fft // 2 + 1)`` float32 weights (peak 1, no area normalisation).
     """
@@ -234,6 +247,8 @@ def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_ME
 
     edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
     bins = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
+    if warp != 1.0:
+        bins = vtlp_frequencies(bins, warp, sr)
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (bins[None] - lower) / (centre - lower)
     falling = (upper - bins[None]) / (upper - centre)
@@ -262,13 +277,15 @@ _DCT = _dct_matrix(N_MFCC + 1, N_MELS)
 _HAMMING = (0.54 - 0.46 * np.cos(2 * np.pi * np.arange(WIN_LENGTH) / WIN_LENGTH)).astype(np.float32)
 
 
-def mfcc(audio: np.ndarray, sr: int = SAMPLE_RATE, *, lifter: float = LIFTER) -> np.ndarray:
+def mfcc(audio: np.ndarray, sr: int = SAMPLE_RATE, *, lifter: float = LIFTER,
+         warp: float = 1.0) -> np.ndarray:
     """The paper's 12 MFCCs, one frame per 10 ms.
 
     Args:
         audio: mono samples, shape ``(n_samples,)``.
         sr: must be 16000 (load files with :func:`load_audio`, which resamples).
         lifter: cepstral lifter (0 disables it).
+        warp: VTLP factor of the mel filters (:func:`mel_filterbank`); 1 = none.
 
     Returns:
         ``(12, n_cells)`` float32 with ``n_cells = ceil(n_samples / 160)``; column ``j``
@@ -291,7 +308,8 @@ def mfcc(audio: np.ndarray, sr: int = SAMPLE_RATE, *, lifter: float = LIFTER) ->
     spec = scipy.fft.rfft(windowed, axis=1, overwrite_x=True)  # pocketfft keeps float32
     power = spec.real ** 2
     power += spec.imag ** 2
-    log_mel = 10.0 * np.log10(np.maximum(power @ _MEL.T, LOG_FLOOR))
+    mel = _MEL if warp == 1.0 else mel_filterbank(warp=warp)
+    log_mel = 10.0 * np.log10(np.maximum(power @ mel.T, LOG_FLOOR))
     ceps = log_mel @ _DCT[1:].T  # drop c0
     ceps *= _lifter_weights(N_MFCC, lifter)
     return np.ascontiguousarray(ceps.T, dtype=np.float32)
@@ -351,7 +369,7 @@ def frame_windows(features: np.ndarray, n_frames: int, fps: float = FPS,
 
 def mfcc_windows(audio: np.ndarray, sr: int = SAMPLE_RATE, n_frames: int | None = None,
                  fps: float = FPS, window_ms: float = WINDOW_MS, *,
-                 max_shortfall_s: float = 0.2) -> np.ndarray:
+                 max_shortfall_s: float = 0.2, warp: float = 1.0) -> np.ndarray:
     """One MFCC window per video frame: the audio encoder's input.
 
     Args:
@@ -361,6 +379,7 @@ def mfcc_windows(audio: np.ndarray, sr: int = SAMPLE_RATE, n_frames: int | None 
         fps: video frame rate.
         window_ms: window length; 280 ms gives the paper's 28 columns.
         max_shortfall_s: raise when the video outlasts the audio by more than this.
+        warp: VTLP factor (:func:`mfcc`), for training on other voices; 1 = none.
 
     Returns:
         ``(n_frames, 12, window_ms / 10)`` float32, e.g. ``(75, 12, 28)`` for a 3 s clip.
@@ -375,4 +394,4 @@ def mfcc_windows(audio: np.ndarray, sr: int = SAMPLE_RATE, n_frames: int | None 
     if shortfall > max_shortfall_s:
         raise AudioError(f"mismatched lengths: the audio lasts {duration:.2f} s but {n_frames} "
                          f"frames at {fps:g} fps need {n_frames / fps:.2f} s")
-    return frame_windows(mfcc(audio, sr), n_frames, fps, window_ms)
+    return frame_windows(mfcc(audio, sr, warp=warp), n_frames, fps, window_ms)

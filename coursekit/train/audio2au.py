@@ -54,6 +54,7 @@ from ..evaluate.rows import (clip_array, fit_length, label_priors,  # noqa: F401
 from ..losses import au_class_weights, weighted_bce, weighted_dice
 from ..metrics import binarize, f1_per_au
 from ..models import Audio2AU, Audio2AUConfig
+from .audio_augment import VoiceAugmentConfig, augment_voices
 from .common import CSVLogger, seed_everything
 from .trainer import Trainer, TrainerConfig
 
@@ -97,6 +98,9 @@ class Audio2AUTrainConfig(TrainerConfig):
     channels_last: keep the conv layers in channels-last memory format (the same maths,
         about 1.6x faster a step on a CPU; the checkpoint is saved in the default format).
     progress: show a progress bar.
+    voices: augmented copies of the training clips, other voices heard in the same speech
+        (:class:`~coursekit.train.audio_augment.VoiceAugmentConfig` fields, a plain dict,
+        e.g. ``{"copies": 4}``; None = off), written under ``voice_dir`` (None: ``OUT/voices``).
     """
 
     batch_size: int = 16
@@ -114,6 +118,8 @@ class Audio2AUTrainConfig(TrainerConfig):
     model: dict = field(default_factory=dict)
     channels_last: bool = True
     progress: bool = True
+    voices: dict | None = None
+    voice_dir: str | None = None
 
     def __post_init__(self):
         if not self.grad_clip:
@@ -282,6 +288,9 @@ def train_audio2au(data_root, out_dir, cfg: Audio2AUTrainConfig | None = None,
     val_clips = list(val_clips or [])
     if not clips:
         raise ValueError(f"{root}: no training clips")
+    if cfg.voices:  # the validation clips stay as recorded
+        clips += augment_voices(root, clips, cfg.voice_dir or out_dir / "voices",
+                                VoiceAugmentConfig(**cfg.voices))
 
     stats = mfcc_stats(clips, root)
     priors = label_priors(root, clips)

@@ -236,3 +236,17 @@ def audio_intensities(audio2au, root, clips: list[dict], qmap: dict,
     probs = predict_clips(model, root, clips, ckpt["mfcc_mean"], ckpt["mfcc_std"],
                           mfcc_override=mfcc)
     return [apply_quantile_map(qmap, p) for p in probs]
+
+
+def own_and_other_intensities(audio2au, root, clips: list[dict], qmap: dict
+                              ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """:func:`audio_intensities` of each clip's own audio and of its *shuffled audio*
+    partner's (:func:`coursekit.evaluate.rows.shuffle_partners`, fitted to the clip's
+    length): the model row and its baseline."""
+    from ..evaluate.rows import fit_length, shuffle_partners
+
+    partners = shuffle_partners(clips)
+    raw = [clip_array(c, root, "mfcc") for c in clips]
+    other = [fit_length(raw[p], len(raw[i])) for i, p in enumerate(partners)]
+    return (audio_intensities(audio2au, root, clips, qmap),
+            audio_intensities(audio2au, root, clips, qmap, mfcc=other))
