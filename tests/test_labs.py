@@ -159,3 +159,12 @@ def test_notebook01_graded_end_to_end(labs, tmp_path):
     assert all(float(solution[q]) > 0 for q in questions)
     assert float(unanswered["possible"]) == float(solution["possible"])
     assert all(float(unanswered[q]) == 0 for q in questions)
+
+
+@pytest.mark.parametrize("nb", WITH_EXERCISES, ids=lambda p: p.stem)
+def test_graders_skip_interactive_widgets(nb):
+    """Cells that open ipywidgets (``interact``, sliders) carry otter's ``otter_ignore`` tag, so
+    grading executes no widget (a widget's messages have stalled a headless kernel before)."""
+    for cell in nbformat.read(str(nb), as_version=4).cells:
+        if cell.cell_type == "code" and ("interact(" in cell.source or "ipywidgets" in cell.source):
+            assert "otter_ignore" in cell.metadata.get("tags", []), cell.source[:80]
