@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio import FPS, SAMPLE_RATE
+from ..audio import FPS, SAMPLE_RATE, load_audio, load_video_audio
+from ..data.corpus import REPO
 from ..data.dataset import FIELD_FILES
 from ..metrics import accuracy_per_au, f1_per_au
 
@@ -63,22 +64,35 @@ def fit_length(x, n: int):
     return np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)])
 
 
-def clip_speech(clip: dict, root, n_frames: int, fps: float = FPS) -> np.ndarray | None:
-    """The 16 kHz mono recording of a processed clip (the ``audio`` entry of its
-    ``meta.json``: absolute, or relative to the working directory as ``coursekit
-    preprocess`` stored it), cut or zero-padded to ``n_frames`` frames; None when the
-    recording is no longer there."""
-    from ..audio import VIDEO_SUFFIXES, load_audio, load_video_audio
+def clip_audio(folder: Path, repo: Path | None = None) -> tuple[np.ndarray, int, dict]:
+    """``(audio, sr, meta)`` of a processed clip, read as preprocessing read it: a separate
+    recording as is, a video's own sound on the video's timeline. Relative paths are taken
+    from ``repo`` (default: the current folder, else the source checkout)."""
+    meta = json.loads((Path(folder) / "meta.json").read_text())
+    video, sound = meta.get("video"), meta.get("audio")
+    if not video and not sound:
+        raise FileNotFoundError(f"{folder}/meta.json: names no audio or video file")
 
+    def where(p):
+        if Path(p).is_absolute() or repo is not None:
+            return Path(repo or "") / p
+        return Path(p) if Path(p).exists() else REPO / p
+
+    if sound and sound != video:
+        audio, sr = load_audio(where(sound))
+    else:
+        audio, sr = load_video_audio(where(video), duration=meta["n_frames"] / meta["fps"])
+    return audio, sr, meta
+
+
+def clip_speech(clip: dict, root, n_frames: int, fps: float = FPS) -> np.ndarray | None:
+    """The 16 kHz mono recording of a processed clip (:func:`clip_audio`), cut or
+    zero-padded to ``n_frames`` frames; None when the recording is no longer there."""
     folder = Path(clip["path"]) if "path" in clip else Path(root) / clip["dir"]
     try:
-        source = Path(json.loads((folder / "meta.json").read_text())["audio"])
-    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        audio = np.asarray(clip_audio(folder)[0], np.float32)
+    except (OSError, KeyError, ValueError):
         return None
-    if not source.is_file():
-        return None
-    load = load_video_audio if source.suffix.lower() in VIDEO_SUFFIXES else load_audio
-    audio = np.asarray(load(source, SAMPLE_RATE)[0], np.float32)
     n = int(round(n_frames / fps * SAMPLE_RATE))
     return audio[:n] if len(audio) >= n else np.pad(audio, (0, n - len(audio)))
 

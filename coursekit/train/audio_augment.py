@@ -34,10 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import load_audio, load_video_audio, mfcc_windows
-from ..data.corpus import REPO
+from ..audio import mfcc_windows
 from ..data.splits import clip_key
-from ..evaluate.rows import clip_array
+from ..evaluate.rows import clip_array, clip_audio
 
 
 @dataclass
@@ -65,27 +64,6 @@ class VoiceAugmentConfig:
         if self.copies < 0 or not 0 < self.vtlp[0] <= self.vtlp[1]:
             raise ValueError(f"voice augmentation needs copies >= 0 and 0 < vtlp[0] <= vtlp[1], "
                              f"got copies={self.copies}, vtlp={self.vtlp}")
-
-
-def clip_audio(folder: Path, repo: Path | None = None) -> tuple[np.ndarray, int, dict]:
-    """``(audio, sr, meta)`` of a processed clip, read as preprocessing read it: a separate
-    recording as is, a video's own sound on the video's timeline. Relative paths are taken
-    from ``repo`` (default: the current folder, else the source checkout)."""
-    meta = json.loads((Path(folder) / "meta.json").read_text())
-    video, sound = meta.get("video"), meta.get("audio")
-    if not video and not sound:
-        raise FileNotFoundError(f"{folder}/meta.json: names no audio or video file")
-
-    def where(p):
-        if Path(p).is_absolute() or repo is not None:
-            return Path(repo or "") / p
-        return Path(p) if Path(p).exists() else REPO / p
-
-    if sound and sound != video:
-        audio, sr = load_audio(where(sound))
-    else:
-        audio, sr = load_video_audio(where(video), duration=meta["n_frames"] / meta["fps"])
-    return audio, sr, meta
 
 
 def draw(cfg: VoiceAugmentConfig, key: str, copy: int) -> dict:
