@@ -43,8 +43,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..data.warped import lips_mask
 from ..presets import Presets
-from ..warp import mouth_mask
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,10 @@ def paint_mask(landmarks: np.ndarray, shape: tuple[int, int], cfg: PainterConfig
                ) -> np.ndarray:
     """The painter's mask of the wanted ``landmarks (68, 2)`` (crop pixels): where the lips
     part (:func:`coursekit.warp.mouth_mask`, ``cfg.mask_feather``) dilated by
-    ``cfg.mask_grow`` pixels. ``(H, W)`` float32 in [0, 1]; all 0 for closed lips."""
-    import cv2
-
+    ``cfg.mask_grow`` pixels (:func:`coursekit.data.warped.lips_mask`). ``(H, W)`` float32
+    in [0, 1]; all 0 for closed lips."""
     cfg = cfg or PainterConfig()
-    mask = mouth_mask(landmarks, shape, feather=cfg.mask_feather)
-    if cfg.mask_grow > 0 and mask.any():
-        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=int(cfg.mask_grow))
-    return mask
+    return lips_mask(landmarks, shape, cfg.mask_feather, cfg.mask_grow)
 
 
 def compose(warped: torch.Tensor, mask: torch.Tensor, rgb: torch.Tensor,
