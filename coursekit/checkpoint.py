@@ -248,7 +248,18 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         first = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}"
                               f"{': ' + first if first else ''})") from None
+    _READ[str(path.resolve())] = None
     return upgrade(ckpt, path)
+
+
+_READ: dict[str, None] = {}
+"""Checkpoint files read in this process, in order (:func:`files_read`)."""
+
+
+def files_read() -> list[str]:
+    """The absolute paths of the checkpoint files :func:`read_checkpoint` has read in this
+    process, first read first (a notebook's record of the checkpoints it used)."""
+    return list(_READ)
 
 
 @dataclass

@@ -67,7 +67,7 @@ LAYERS = [
     {"models", "checkpoint"},
     {"losses", "metrics"},
     {"train", "infer", "evaluate"},
-    {"cli", "course", "diagram", "labs", "plots", "sweep", "widgets"},
+    {"cli", "course", "diagram", "labs", "plots", "stamps", "sweep", "widgets"},
 ]
 
 

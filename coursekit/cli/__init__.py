@@ -7,6 +7,7 @@
     coursekit course sweep NOTEBOOK [--grid GRID.yaml] --out DIR [--force] [--only RUN ...]
                            [--set KEY=VALUE ...] [--device cpu]
     coursekit course labs [--out runs/labs] [--only 01] [--check] [--colab] [--notebooks DIR]
+    coursekit course execute NOTEBOOK... [--timeout 1800]
     coursekit course grade SUBMISSION|FOLDER... --autograder DIR/autograder/NN_name.zip
                            [--out scores.csv]
     coursekit preprocess SRC DST [--workers 2] [--landmarks detect|ground-truth]

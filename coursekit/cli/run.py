@@ -70,6 +70,22 @@ def _course_grade(args) -> int:
     return 0
 
 
+def _course_execute(args) -> int:
+    import time
+
+    from ..stamps import execute_notebook
+
+    for nb in args.notebooks:
+        if not Path(nb).is_file():
+            print(f"coursekit course execute: error: {nb}: no such notebook", file=sys.stderr)
+            return 2
+        start = time.time()
+        stamps = execute_notebook(nb, timeout=args.timeout)
+        print(f"{nb}: executed in {time.time() - start:.0f} s; checkpoints: "
+              f"{', '.join(stamps) or 'none'}")
+    return 0
+
+
 def _evaluate(args) -> int:
     import json
     import time
@@ -177,6 +193,11 @@ def register(sub) -> None:
     labs.add_argument("--colab", action="store_true", help="for Google Colab: the checks as "
                       "files in student/tests/ instead of inside the notebooks")
     labs.set_defaults(func=_course_labs)
+    ex = course.add_parser("execute", help="execute notebooks in place (outputs stored) and "
+                           "record the checkpoints each used in its metadata")
+    ex.add_argument("notebooks", nargs="+", help="notebooks to execute (.ipynb)")
+    ex.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take")
+    ex.set_defaults(func=_course_execute)
     grade = course.add_parser("grade", help="grade handed-in notebooks with an autograder of "
                               "`course labs` (otter, no Docker) into one CSV")
     grade.add_argument("submissions", nargs="+", help="notebooks (.ipynb, or otter .zip) or "

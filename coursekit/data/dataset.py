@@ -46,6 +46,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .splits import hashed_utterance_split, speaker_split
+from .warped import WARP_FIELDS, WarpCache
 
 FORMAT = "coursekit-processed"
 VERSION = 1
@@ -56,7 +57,9 @@ FIELD_FILES = {
     "image_landmarks": "landmarks.npy", "transforms": "transforms.npy",
     "speech": "speech.npy", "gt_aus": "gt_aus.npy",
 }
-"""Item field -> file of the clip folder (``landmarks`` are the *crop* coordinates)."""
+"""Item field -> file of the clip folder (``landmarks`` are the *crop* coordinates). The
+fields of :data:`coursekit.data.warped.WARP_FIELDS` (``warped``, ``mouth_mask``) are computed
+from ``identity.npy`` and ``aligned_landmarks.npy`` instead."""
 
 DEFAULT_FIELDS = ("frames", "identity", "mfcc", "aus", "occurrence", "landmarks")
 PER_CLIP_FIELDS = ("identity",)
@@ -158,8 +161,9 @@ class TalkingFaceDataset(Dataset):
             epoch when workers are used, as their copies restart the count). ``None``: draw
             from torch's global generator (seeded per worker by the ``DataLoader``).
         mmap: read arrays through ``np.load(mmap_mode="r")`` so only the window is read.
-        fields: which fields to serve; see :data:`FIELD_FILES`. A requested field that a clip
-            lacks (``speech``, ``gt_aus``) raises ``FileNotFoundError``.
+        fields: which fields to serve; see :data:`FIELD_FILES`, plus ``warped`` and
+            ``mouth_mask`` (:mod:`coursekit.data.warped`). A requested field that a clip lacks
+            (``speech``, ``gt_aus``) raises ``FileNotFoundError``.
         normalize_mfcc: ``(mean, std)`` of shape ``(12, 1)`` (:func:`mfcc_stats`), applied as
             ``(mfcc - mean) / std``.
 
@@ -168,6 +172,11 @@ class TalkingFaceDataset(Dataset):
     (normalised if asked); ``aus (T, 5)`` 0-5; ``occurrence (T, 5)`` 0/1 (float, for BCE);
     ``landmarks (T, 68, 2)`` crop pixels; ``mask (T,)`` bool, True on real frames;
     ``speech (T,)`` bool if asked; ``speaker``, ``utt`` (str); ``start`` (int, first frame).
+    The renderers' ``motion="warp"`` inputs, if asked (teacher forcing with the clip's tracked
+    landmarks: :func:`coursekit.data.warped.clip_warp_inputs`, whole clips cached in memory
+    by :class:`~coursekit.data.warped.WarpCache`): ``warped (T, 3, S, S)`` in [-1, 1], the
+    identity warped to each frame's jaw and mouth, and ``mouth_mask (T, 1, S, S)`` in [0, 1],
+    where the frame's lips part.
     """
 
     def __init__(self, root: str | Path, clips: list[dict] | None = None,
@@ -178,15 +187,17 @@ class TalkingFaceDataset(Dataset):
         self.clips = list(load_index(self.root) if clips is None else clips)
         if seq_len is not None and int(seq_len) < 1:
             raise ValueError(f"seq_len must be a positive number of frames, got {seq_len}")
-        unknown = set(fields) - set(FIELD_FILES)
+        unknown = set(fields) - set(FIELD_FILES) - set(WARP_FIELDS)
         if unknown:
-            raise ValueError(f"unknown fields {sorted(unknown)}; known: {sorted(FIELD_FILES)}")
+            raise ValueError(f"unknown fields {sorted(unknown)}; known: "
+                             f"{sorted([*FIELD_FILES, *WARP_FIELDS])}")
         self.seq_len = None if seq_len is None else int(seq_len)
         self.random_window, self.seed, self.mmap = random_window, seed, mmap
         self.fields = tuple(fields)
         self.epoch = 0
         self._accesses = np.zeros(len(self.clips), dtype=np.int64)
         self.mfcc_mean = self.mfcc_std = None
+        self._warp_cache = WarpCache()
         if normalize_mfcc is not None:
             mean, std = normalize_mfcc
             self.mfcc_mean = np.asarray(mean, dtype=np.float32).reshape(-1, 1)
@@ -241,9 +252,14 @@ class TalkingFaceDataset(Dataset):
         """Clip ``i``'s frames ``[start, start + n_real)``, padded to ``seq_len``."""
         clip, folder = self.clips[i], self.clip_dir(i)
         length = n_real if self.seq_len is None else self.seq_len
-        item = {}
+        item, warp = {}, None
         for field in self.fields:
-            arr = self._read(folder, field, start, start + n_real)
+            if field in WARP_FIELDS:
+                warp = warp or self._warp_cache.get(i, folder, start, start + n_real,
+                                                    int(clip["n_frames"]))
+                arr = warp[field]
+            else:
+                arr = self._read(folder, field, start, start + n_real)
             if field not in PER_CLIP_FIELDS and n_real < length:
                 pad = np.repeat(arr[-1:], length - n_real, axis=0)
                 arr = np.concatenate([arr, pad], axis=0)
@@ -260,7 +276,9 @@ class TalkingFaceDataset(Dataset):
 
 
 def _to_tensor(field: str, arr: np.ndarray, mean=None, std=None) -> torch.Tensor:
-    if field in ("frames", "identity"):
+    if field == "mouth_mask":
+        return torch.from_numpy(np.ascontiguousarray(arr, np.float32)[:, None])
+    if field in ("frames", "identity", "warped"):
         img = arr.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
         axes = (0, 3, 1, 2) if img.ndim == 4 else (2, 0, 1)
         return torch.from_numpy(np.ascontiguousarray(img.transpose(axes)))

@@ -13,6 +13,7 @@ import torch
 from ..assets import ASSETS_DIR, DEFAULT_GENERATOR, GENERATORS, asset_path, default_generator
 from ..checkpoint import CheckpointError, Loaded, load_checkpoint
 from ..models.talker import Talker
+from ..models.warp_input import warp_base
 from ..runtime import pick_device
 
 CHUNK = 32
@@ -81,7 +82,9 @@ class Generator:
 
 @torch.no_grad()
 def decode_in_chunks(model: Talker, identity: torch.Tensor, mfcc: torch.Tensor, *,
-                     chunk: int = CHUNK, progress: bool = False) -> torch.Tensor:
+                     chunk: int = CHUNK, progress: bool = False,
+                     warped: torch.Tensor | None = None,
+                     mouth_mask: torch.Tensor | None = None) -> torch.Tensor:
     """:class:`~coursekit.models.talker.Talker` frames, the image decoder run ``chunk`` frames
     at a time.
 
@@ -90,26 +93,32 @@ def decode_in_chunks(model: Talker, identity: torch.Tensor, mfcc: torch.Tensor, 
     ``model(identity[None], mfcc[None])["frames"][0]``; only the decoder, which works frame
     by frame and holds the full-size activations, is chunked.
 
-    Args: identity ``(3, S, S)``, mfcc ``(T, 12, 28)`` normalised. Returns ``(T, 3, S, S)``.
+    Args: identity ``(3, S, S)``, mfcc ``(T, 12, 28)`` normalised; for a ``motion="warp"``
+    talker the frames' ``warped (T, 3, S, S)`` and ``mouth_mask (T, 1, S, S)``.
+    Returns ``(T, 3, S, S)``.
     """
     from tqdm.auto import tqdm
 
     model.eval()
-    feats = model.features(identity[None], mfcc[None])
+    per_frame = warped is not None
+    warp = {"warped": warped[None], "mouth_mask": mouth_mask[None]} if per_frame else {}
+    feats = model.features(identity[None], mfcc[None], **warp)
     fused = model.fusion(feats["f"])[0]  # (T, C)
+    base = warp_base(warped) if per_frame else None
     out = []
     for start in tqdm(range(0, len(fused), chunk), desc="frames", unit="chunk",
                       disable=not progress):
-        part = fused[start:start + chunk]
-        skips = [s.expand(len(part), *s.shape[1:]) for s in feats["skips"]]
-        out.append(model.decoder(part, skips))
+        part, end = fused[start:start + chunk], start + chunk
+        skips = [s[start:end] if per_frame else s.expand(len(part), *s.shape[1:])
+                 for s in feats["skips"]]
+        out.append(model.decoder(part, skips, None if base is None else base[start:end]))
     return torch.cat(out)
 
 
 def _decoder(loaded: Loaded) -> Callable:
     """The paper's image-decoder :class:`~coursekit.models.talker.Talker`: deterministic."""
-    def render(identity, mfcc, *, seed=0, steps=None, progress=False):
-        return decode_in_chunks(loaded.model, identity, mfcc, progress=progress)
+    def render(identity, mfcc, *, seed=0, steps=None, progress=False, **warp):
+        return decode_in_chunks(loaded.model, identity, mfcc, progress=progress, **warp)
 
     return render
 
@@ -118,9 +127,10 @@ def _diffusion(loaded: Loaded) -> Callable:
     """The :class:`~coursekit.models.diffusion.DiffusionTalker`: all frames of the clip
     sampled as one batch from one seeded noise image, ``steps`` DDIM steps (the config's
     default if None)."""
-    def render(identity, mfcc, *, seed=0, steps=None, progress=False):
+    def render(identity, mfcc, *, seed=0, steps=None, progress=False, **warp):
+        warp = {k: v[None] for k, v in warp.items()}  # warped, mouth_mask: motion="warp"
         return loaded.model.sample(identity[None], mfcc[None], steps=steps, seed=seed,
-                                   chunk=CHUNK * 4, progress=progress)[0]
+                                   chunk=CHUNK * 4, progress=progress, **warp)[0]
 
     return render
 
@@ -196,9 +206,14 @@ def load_generator(checkpoint: str | os.PathLike | None = None, device: str = "c
     if missing:
         raise InferError(f"{path}: a {loaded.kind!r} checkpoint without {', '.join(missing)}")
     model = loaded.model
-    return Generator(RENDERER_NAMES[loaded.kind], model.image_size
-                     if hasattr(model, "image_size") else model.cfg.image_size,
-                     _stat(loaded.meta["mfcc_mean"]), _stat(loaded.meta["mfcc_std"]),
-                     RENDERERS[loaded.kind](loaded), where, str(path), model)
+    gen = Generator(RENDERER_NAMES[loaded.kind], model.image_size
+                    if hasattr(model, "image_size") else model.cfg.image_size,
+                    _stat(loaded.meta["mfcc_mean"]), _stat(loaded.meta["mfcc_std"]),
+                    RENDERERS[loaded.kind](loaded), where, str(path), model)
+    if model.cfg.motion == "warp":  # its warped identity is made from the speech
+        from .warp_renderer import with_motion
+
+        gen = with_motion(gen)
+    return gen
 
 

@@ -118,7 +118,7 @@ def generate_video(checkpoint: str | os.PathLike | Generator | None, face: str |
             video = tqdm(video, desc="frames", unit="chunk", disable=not progress)
         return write_video(out, video, FPS, sound, sr, preset=PRESET)
     frames = generator(to_tensor(found.crop), generator.normalize(windows), seed=seed,
-                       steps=steps, progress=progress)
+                       steps=steps, progress=progress, speech=speech)
     crops = to_uint8(frames)
     if paste_back:
         video = _paste_back_fn(photo, crops, found.transform, found.landmarks)

@@ -29,6 +29,22 @@ N_MFCC = 12
 WINDOW_STEPS = 28
 """MFCC steps per window (10 ms each: a 280 ms window centred on the video frame)."""
 
+MOTIONS = ("none", "warp")
+"""Values of ``motion`` (:class:`TalkerConfig`, :class:`DiffusionConfig`): ``"none"``, the
+paper's renderer (identity image and speech only); ``"warp"``, each frame also gets the
+identity warped to the frame's wanted landmarks and its mouth mask (:mod:`coursekit.data.warped`)."""
+
+WARP_CHANNELS = 4
+"""Input channels that ``motion="warp"`` adds: the warped identity (3) and the mouth mask (1)."""
+
+
+def check_motion(motion: str) -> int:
+    """The extra input channels of ``motion`` (0 or :data:`WARP_CHANNELS`); a ValueError
+    for an unknown value."""
+    if motion not in MOTIONS:
+        raise ValueError(f"motion must be one of {MOTIONS}, got {motion!r}")
+    return WARP_CHANNELS if motion == "warp" else 0
+
 
 @dataclass(frozen=True)
 class Audio2AUConfig:
@@ -92,6 +108,9 @@ class TalkerConfig:
     fusion: one of :data:`FUSIONS`.
     use_audio2au: with False the AU stream is left out (the paper's ablation).
     audio2au: the per-AU network; its ``fc[-1]`` is forced to ``au_feat_dim``.
+    motion: one of :data:`MOTIONS`. ``"warp"``: the identity encoder reads, per frame, the
+        identity stacked with that frame's warped identity and mouth mask (3 + 4 channels),
+        so ``f_id`` and the U-Net skips follow the wanted mouth.
     """
 
     image_size: int = 112
@@ -111,8 +130,10 @@ class TalkerConfig:
     use_audio2au: bool = True
     dropout: float = 0.1
     audio2au: Audio2AUConfig = field(default_factory=Audio2AUConfig)
+    motion: str = "none"
 
     def __post_init__(self):
+        check_motion(self.motion)
         if self.image_size % 16:
             raise ValueError(f"image_size must be divisible by 16, got {self.image_size}")
         if self.kernel % 2 == 0:
@@ -123,6 +144,11 @@ class TalkerConfig:
             # the AU feature is the penultimate FC output of Audio2AU: keep them in step
             fc = (*self.audio2au.fc[:-1], self.au_feat_dim)
             object.__setattr__(self, "audio2au", replace(self.audio2au, fc=fc))
+
+    @property
+    def identity_channels(self) -> int:
+        """Input channels of the identity encoder: 3, or 7 with ``motion="warp"``."""
+        return 3 + check_motion(self.motion)
 
     @property
     def au_dim(self) -> int:
@@ -189,7 +215,8 @@ RENDERERS = ("decoder", "diffusion")
 class UNetConfig:
     """The one denoising UNet of the diffusion renderer; variants are chosen here.
 
-    in_channels: image channels stacked at the input (noisy frame + identity + Id-face = 9).
+    in_channels: image channels stacked at the input (noisy frame + identity + Id-face = 9;
+        13 with the warped identity and mouth mask of ``motion="warp"``, set by the renderer).
     channels: width at each resolution level (each level after the first halves the size).
     blocks: residual blocks per level on the way down (one more on the way up).
     attn_levels: levels (0 = full size) with spatial self-attention and cross-attention.
@@ -238,6 +265,9 @@ class DiffusionConfig:
     sample_steps: default DDIM steps at inference.
     timestep_spacing: which timesteps DDIM visits (:meth:`.schedule.NoiseSchedule.ddim_timesteps`);
         ``"trailing"`` starts every run, however short, at the last timestep.
+    motion: one of :data:`MOTIONS`. ``"warp"``: the UNet also reads each frame's warped
+        identity and mouth mask (``unet.in_channels`` 9 + 4). The nested ``talker.motion``
+        follows it ("warp" in either turns it on).
     """
 
     talker: TalkerConfig = field(default_factory=TalkerConfig.paper)
@@ -249,10 +279,18 @@ class DiffusionConfig:
     prediction: str = "sample"
     sample_steps: int = 25
     timestep_spacing: str = "trailing"
+    motion: str = "none"
 
     def __post_init__(self):
-        if self.unet.cond_dim != self.talker.tcsan_channels:
-            object.__setattr__(self, "unet", replace(self.unet, cond_dim=self.talker.tcsan_channels))
+        check_motion(self.motion)
+        if self.motion == "none" and self.talker.motion != "none":
+            object.__setattr__(self, "motion", self.talker.motion)
+        if self.talker.motion != self.motion:
+            object.__setattr__(self, "talker", replace(self.talker, motion=self.motion))
+        unet = replace(self.unet, cond_dim=self.talker.tcsan_channels,
+                       in_channels=9 + check_motion(self.motion))
+        if unet != self.unet:
+            object.__setattr__(self, "unet", unet)
 
     @classmethod
     def paper(cls, **overrides) -> "DiffusionConfig":

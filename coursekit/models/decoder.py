@@ -17,6 +17,10 @@ FC    Linear -> d1 x S/16 x S/16   7 x 7
 
 ``[x, skip]`` concatenates the identity encoder's map of the same size along channels (the
 U-Net idea: the identity's texture is copied, the decoder only has to move the mouth).
+
+With a ``base`` (the talker's ``motion="warp"`` mode: ``atanh`` of the warped identity) the
+last layer's output is added to it before the tanh, so the decoder paints a change of the
+warped face, as the mouth painter does.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ class ImageDecoder(nn.Module):
         cfg: uses image_size S, enc_channels (skip widths), dec_channels (d1..d4).
         in_dim: width C of the per-frame feature (the fusion's output).
 
-    ``forward(x (N, C), skips [(N, c1, S/2, S/2), ..., (N, c4, S/16, S/16)]) -> (N, 3, S, S)``.
+    ``forward(x (N, C), skips [(N, c1, S/2, S/2), ..., (N, c4, S/16, S/16)], base=None)
+    -> (N, 3, S, S)``: ``tanh(out + base)`` (``base (N, 3, S, S)`` pre-activations, or none).
     ``N`` is ``B * T``: the talker repeats each clip's skips over its frames.
     """
 
@@ -57,8 +62,10 @@ class ImageDecoder(nn.Module):
         self.refine = _up(d[3], d[3], 1)
         self.out = nn.ConvTranspose2d(d[3], 3, 3, stride=1, padding=1)
 
-    def forward(self, x: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skips: list[torch.Tensor],
+                base: torch.Tensor | None = None) -> torch.Tensor:
         x = self.fc(x).reshape(x.shape[0], -1, self.side, self.side)
         for up, skip in zip(self.ups, skips[::-1]):
             x = up(torch.cat([x, skip], dim=1))
-        return torch.tanh(self.out(self.refine(x)))
+        out = self.out(self.refine(x))
+        return torch.tanh(out if base is None else out + base)

@@ -14,6 +14,11 @@ frames (shapes for a batch of B clips):
 5. the UNet (:mod:`.unet`) denoises each frame from ``[x_t, I_id, Id-face]`` (9 channels),
    the timestep and ``c``.
 
+With ``motion="warp"`` (:class:`~coursekit.models.config.DiffusionConfig`) the UNet also reads
+each frame's warped identity ``(B, T, 3, S, S)`` and mouth mask ``(B, T, 1, S, S)``
+(:mod:`.warp_input`; 13 input channels), given to :meth:`forward` and :meth:`sample` as
+``warped=`` and ``mouth_mask=``.
+
 At inference the renderer sees ONLY the identity image and the audio: :meth:`sample` starts
 every frame of a clip from one shared Gaussian noise image and runs DDIM (any number of
 steps; deterministic with ``eta = 0``), all frames as one batch, so consecutive frames that
@@ -32,6 +37,7 @@ from .encoders import AudioEncoder
 from .schedule import NoiseSchedule
 from .tcsan import make_fusion
 from .unet import UNet
+from .warp_input import warp_stack
 
 
 class AudFaceEncoder(nn.Module):
@@ -130,14 +136,19 @@ class DiffusionTalker(FreezableAudio2AU, nn.Module):
                 "id_face": id_face.reshape(unflat), "au_logits": au_logits, "au_probs": au_probs}
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, identity: torch.Tensor,
-                id_face: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+                id_face: torch.Tensor, cond: torch.Tensor,
+                warp: torch.Tensor | None = None) -> torch.Tensor:
         """The UNet's output (eps, v or x0 as configured) for frames ``(N, 3, S, S)``,
-        timesteps ``(N,)``, identity and Id-face ``(N, 3, S, S)``, condition ``(N, C)``."""
-        return self.unet(torch.cat([x_t, identity, id_face], dim=1), t, cond)
+        timesteps ``(N,)``, identity and Id-face ``(N, 3, S, S)``, condition ``(N, C)`` and,
+        with ``motion="warp"``, the warped identity and mouth mask stacked ``(N, 4, S, S)``."""
+        images = [x_t, identity, id_face] + ([] if warp is None else [warp.to(x_t)])
+        return self.unet(torch.cat(images, dim=1), t, cond)
 
     def forward(self, identity: torch.Tensor, mfcc: torch.Tensor, frames: torch.Tensor,
                 per_frames: int | None = None, cond_drop: float = 0.0,
-                aus: torch.Tensor | None = None, au_drive: float = 0.0) -> dict:
+                aus: torch.Tensor | None = None, au_drive: float = 0.0, *,
+                warped: torch.Tensor | None = None,
+                mouth_mask: torch.Tensor | None = None) -> dict:
         """The training pass (DDPM): noise some real frames at random timesteps and predict.
 
         identity ``(B, 3, S, S)``, mfcc ``(B, T, 12, 28)``, real frames ``(B, T, 3, S, S)``.
@@ -146,12 +157,15 @@ class DiffusionTalker(FreezableAudio2AU, nn.Module):
         ``cond_drop`` replaces that share of conditions with the learned null condition
         (for classifier-free guidance). With ``aus (B, T, 5)`` (ground-truth intensities / 5),
         a share ``au_drive`` of the clips is driven by those AUs instead of the audio
-        (:meth:`condition`). Random draws use torch's global RNG.
+        (:meth:`condition`). ``warped (B, T, 3, S, S)`` and ``mouth_mask (B, T, 1, S, S)``:
+        required with ``motion="warp"``, refused otherwise. Random draws use torch's global RNG.
 
         Returns ``pred`` and ``target`` ``(N, 3, S, S)``, ``t (N,)``, ``mask (B, T, 1, S, S)``,
         ``au_logits (B, T, 5)`` or None, ``index`` ``(N,)`` (flat ``b * T + k``).
         """
         b, t = mfcc.shape[:2]
+        extra = warp_stack(self.cfg.motion, warped, mouth_mask, (b, t), self.image_size,
+                           "DiffusionTalker")
         au_only = (torch.rand(b) < au_drive) if aus is not None else None
         c = self.condition(identity, mfcc, aus, au_only)
         index = torch.arange(b * t, device=frames.device)
@@ -167,15 +181,17 @@ class DiffusionTalker(FreezableAudio2AU, nn.Module):
         steps = torch.randint(0, self.schedule.timesteps, (len(index),)).to(frames.device)
         noise = torch.randn(x0.shape).to(x0)
         x_t = self.schedule.add_noise(x0, noise, steps)
-        pred = self.denoise(x_t, steps, ids, id_face, cond)
+        warp = None if extra is None else extra.flatten(0, 1)[index]
+        pred = self.denoise(x_t, steps, ids, id_face, cond, warp)
         return {"pred": pred, "target": self.schedule.target(x0, noise, steps), "t": steps,
                 "mask": c["mask"], "au_logits": c["au_logits"], "index": index}
 
     @torch.no_grad()
     def sample(self, identity: torch.Tensor, mfcc: torch.Tensor, steps: int | None = None, *,
                eta: float = 0.0, guidance: float = 1.0, seed: int | None = 0,
-               aus: torch.Tensor | None = None, chunk: int = 256,
-               progress: bool = False) -> torch.Tensor:
+               aus: torch.Tensor | None = None, chunk: int = 256, progress: bool = False,
+               warped: torch.Tensor | None = None,
+               mouth_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Generate a clip: identity ``(B, 3, S, S)``, MFCC ``(B, T, 12, 28)`` ->
         ``(B, T, 3, S, S)`` in [-1, 1].
 
@@ -188,6 +204,9 @@ class DiffusionTalker(FreezableAudio2AU, nn.Module):
             aus: ``(B, T, 5)`` AU intensities / 5 in [0, 1]: drive the mouth by these AUs
                 instead of the audio (the MFCC then only sets T; zeros will do).
             chunk: frames per UNet call (memory).
+            warped, mouth_mask: ``(B, T, 3, S, S)`` and ``(B, T, 1, S, S)``, the frames'
+                warped identity and mouth mask (:func:`coursekit.data.warped.warp_tensors` of
+                the motion model's landmarks): required with ``motion="warp"``.
         """
         from tqdm.auto import tqdm
 
@@ -196,6 +215,8 @@ class DiffusionTalker(FreezableAudio2AU, nn.Module):
         b, t = mfcc.shape[:2]
         s = self.image_size
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        extra = warp_stack(self.cfg.motion, warped, mouth_mask, (b, t), s, "DiffusionTalker")
+        warp = None if extra is None else extra.flatten(0, 1)
         c = self.condition(identity, mfcc, aus)
         cond = c["cond"].flatten(0, 1)
         ids = identity[:, None].expand(b, t, *identity.shape[1:]).flatten(0, 1)
@@ -206,7 +227,8 @@ class DiffusionTalker(FreezableAudio2AU, nn.Module):
         ts = sched.ddim_timesteps(steps or self.cfg.sample_steps, self.cfg.timestep_spacing).tolist()
         for k, step_t in enumerate(tqdm(ts, desc="DDIM", disable=not progress, leave=False)):
             out = torch.cat([self._guided(x[i:i + chunk], step_t, ids[i:i + chunk],
-                                          id_face[i:i + chunk], cond[i:i + chunk], guidance)
+                                          id_face[i:i + chunk], cond[i:i + chunk], guidance,
+                                          None if warp is None else warp[i:i + chunk])
                              for i in range(0, len(x), chunk)])
             t_prev = ts[k + 1] if k + 1 < len(ts) else -1
             noise = torch.randn(x.shape, generator=gen).to(x) if eta > 0 else None
@@ -214,11 +236,11 @@ class DiffusionTalker(FreezableAudio2AU, nn.Module):
         self.train(was_training)
         return x.clamp(-1, 1).reshape(b, t, 3, s, s)
 
-    def _guided(self, x, step_t, ids, id_face, cond, guidance):
+    def _guided(self, x, step_t, ids, id_face, cond, guidance, warp=None):
         tt = torch.full((len(x),), step_t, device=x.device, dtype=torch.long)
-        out = self.denoise(x, tt, ids, id_face, cond)
+        out = self.denoise(x, tt, ids, id_face, cond, warp)
         if guidance != 1.0:
             null = self.null_cond.to(cond)[None].expand_as(cond)
-            out_null = self.denoise(x, tt, ids, id_face, null)
+            out_null = self.denoise(x, tt, ids, id_face, null, warp)
             out = out_null + guidance * (out - out_null)
         return out

@@ -23,15 +23,16 @@ AUDIO_STRIDES = ((1, 1), (1, 2), (2, 2), (1, 1), (2, 2))
 class IdentityEncoder(nn.Module):
     """``E_id``: 4 stride-2 conv + ReLU, then FC to ``id_dim``.
 
-    Args: cfg (uses image_size S, enc_channels, id_dim).
+    Args: cfg (uses image_size S, enc_channels, id_dim, and ``motion``: with ``"warp"`` the
+    image has 7 channels, the identity, a warped identity and a mouth mask stacked).
 
-    ``forward(image (B, 3, S, S)) -> (f_id (B, id_dim), skips)`` where ``skips`` is the list of
+    ``forward(image (B, C, S, S)) -> (f_id (B, id_dim), skips)`` where ``skips`` is the list of
     the 4 maps ``[(B, c1, S/2, S/2), (B, c2, S/4, S/4), (B, c3, S/8, S/8), (B, c4, S/16, S/16)]``.
     """
 
     def __init__(self, cfg: TalkerConfig):
         super().__init__()
-        layers, c_in = [], 3
+        layers, c_in = [], cfg.identity_channels
         for c_out in cfg.enc_channels:
             layers.append(nn.Sequential(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1),
                                         nn.ReLU(inplace=True)))

@@ -43,8 +43,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..data.warped import lips_mask
 from ..presets import Presets
-from ..warp import mouth_mask
+from .warp_input import warp_base
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,10 @@ def paint_mask(landmarks: np.ndarray, shape: tuple[int, int], cfg: PainterConfig
                ) -> np.ndarray:
     """The painter's mask of the wanted ``landmarks (68, 2)`` (crop pixels): where the lips
     part (:func:`coursekit.warp.mouth_mask`, ``cfg.mask_feather``) dilated by
-    ``cfg.mask_grow`` pixels. ``(H, W)`` float32 in [0, 1]; all 0 for closed lips."""
-    import cv2
-
+    ``cfg.mask_grow`` pixels (:func:`coursekit.data.warped.lips_mask`). ``(H, W)`` float32
+    in [0, 1]; all 0 for closed lips."""
     cfg = cfg or PainterConfig()
-    mask = mouth_mask(landmarks, shape, feather=cfg.mask_feather)
-    if cfg.mask_grow > 0 and mask.any():
-        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=int(cfg.mask_grow))
-    return mask
+    return lips_mask(landmarks, shape, cfg.mask_feather, cfg.mask_grow)
 
 
 def compose(warped: torch.Tensor, mask: torch.Tensor, rgb: torch.Tensor,
@@ -191,7 +188,7 @@ class Painter(nn.Module):
         crops = torch.stack([x[i, :, y:y + side, x0:x0 + side] for i, (y, x0) in enumerate(corners)])
         out = self.net(crops)
         # the colours are a change of the warped pixels (in tanh space): they start as them
-        paint = torch.tanh(out[:, :3] + torch.atanh(crops[:, :3].clamp(-0.99, 0.99)))
+        paint = torch.tanh(out[:, :3] + warp_base(crops[:, :3]))
         rgb, alpha = warped.clone(), warped.new_zeros(n, 1, h, w)
         for i, (y, x0) in enumerate(corners):
             rgb[i, :, y:y + side, x0:x0 + side] = paint[i]

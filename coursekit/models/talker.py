@@ -12,6 +12,13 @@ For a clip of T video frames and its MFCC windows ``A_1 .. A_T``:
 
 Shapes: identity ``(B, 3, S, S)`` in [-1, 1]; MFCC ``(B, T, 12, 28)``; frames
 ``(B, T, 3, S, S)`` in [-1, 1].
+
+With ``motion="warp"`` (:class:`~coursekit.models.config.TalkerConfig`) step 1 runs per frame
+on the identity stacked with the frame's warped identity ``(B, T, 3, S, S)`` and mouth mask
+``(B, T, 1, S, S)`` (:mod:`.warp_input`): ``f_id`` and the skips then carry the wanted mouth,
+and the decoder paints a change of the warped identity (its output is added to
+``atanh(warped)`` before the tanh, as the mouth painter's is; it starts at zero, so an
+untrained talker shows the warped face): what the warp cannot make (cavity, teeth, shading).
 """
 
 from __future__ import annotations
@@ -24,6 +31,11 @@ from .config import TalkerConfig
 from .decoder import ImageDecoder
 from .encoders import AudioEncoder, IdentityEncoder
 from .tcsan import make_fusion
+from .warp_input import warp_base, warp_stack
+
+
+FC_INIT_SCALE = 0.1
+"""Initial scale of the decoder's FC weights against PyTorch's default (:meth:`Talker.balance_init`)."""
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
@@ -37,7 +49,9 @@ class Talker(FreezableAudio2AU, nn.Module):
     Args:
         cfg: sizes and choices (:meth:`TalkerConfig.paper`, :meth:`TalkerConfig.tiny`).
 
-    ``forward(identity (B, 3, S, S), mfcc (B, T, 12, 28)) -> dict`` with
+    ``forward(identity (B, 3, S, S), mfcc (B, T, 12, 28), *, warped=None, mouth_mask=None)
+    -> dict`` (``warped (B, T, 3, S, S)``, ``mouth_mask (B, T, 1, S, S)``: required with
+    ``motion="warp"``, refused otherwise) with
 
     * ``frames``: ``(B, T, 3, S, S)`` in [-1, 1];
     * ``au_logits``: ``(B, T, 5)`` from Audio2AU (``None`` when ``use_audio2au=False``);
@@ -53,28 +67,69 @@ class Talker(FreezableAudio2AU, nn.Module):
         self.in_dims = {"id": cfg.id_dim, "audio": cfg.audio_dim, "au": cfg.au_dim}
         self.fusion = make_fusion(cfg, self.in_dims)
         self.decoder = ImageDecoder(cfg, self.fusion.out_dim)
+        self.balance_init()
 
-    def features(self, identity: torch.Tensor, mfcc: torch.Tensor) -> dict:
-        """Steps 1-4: ``f (B, T, fused_dim)``, ``skips`` (4 maps, ``(B, c, h, w)``), and
+    def balance_init(self, fc_scale: float = FC_INIT_SCALE) -> None:
+        """Start with the identity as loud as the speech at the decoder's input.
+
+        With PyTorch's default initialisation every identity-encoder conv shrinks its input
+        (about 0.4x with the ReLU), so the U-Net skips start 7-20 times weaker than the
+        decoder's FC map of the fused feature, which the pre-trained Audio2AU features
+        dominate (loudest in near-silence, where Audio2AU is surest: AU stream rms 2.5
+        against 1.6 in speech and 0.02 for ``f_id``). The decoder then paints from the speech
+        path first, and in near-silent frames its pre-activation reaches tens: tanh
+        saturates, the L1 gradient vanishes there and a saturated patch stays (on the mouth
+        with the identity loss, which holds the upper half; on the forehead without it).
+        He-initialised identity convs (ReLU gain) keep the skips at the image's scale, and
+        the decoder's FC weights start ``fc_scale`` times smaller, so the copy of the
+        identity is learnt first and the speech path grows from there. With
+        ``motion="warp"`` the decoder's last layer starts at zero (the frame is the warped
+        identity until it learns a change). Loaded weights replace all of this."""
+        for block in self.identity_encoder.convs:
+            nn.init.kaiming_normal_(block[0].weight, nonlinearity="relu")
+            nn.init.zeros_(block[0].bias)
+        with torch.no_grad():
+            self.decoder.fc[0].weight.mul_(fc_scale)
+        if self.cfg.motion == "warp":
+            nn.init.zeros_(self.decoder.out.weight)
+            nn.init.zeros_(self.decoder.out.bias)
+
+    def features(self, identity: torch.Tensor, mfcc: torch.Tensor, *,
+                 warped: torch.Tensor | None = None,
+                 mouth_mask: torch.Tensor | None = None) -> dict:
+        """Steps 1-4: ``f (B, T, fused_dim)``, ``skips`` (4 maps, ``(B, c, h, w)``: once per
+        clip; ``(B * T, c, h, w)``, one per frame, with ``motion="warp"``), and
         ``au_logits (B, T, 5)`` or None."""
         b, t = mfcc.shape[:2]
-        f_id, skips = self.identity_encoder(identity)  # (B, id_dim): once per clip
-        parts = [f_id[:, None].expand(b, t, -1), self.audio_encoder(mfcc)]
+        extra = warp_stack(self.cfg.motion, warped, mouth_mask, (b, t), identity.shape[-1],
+                           "Talker")
+        if extra is None:
+            f_id, skips = self.identity_encoder(identity)  # (B, id_dim): once per clip
+            f_id = f_id[:, None].expand(b, t, -1)
+        else:  # per frame: the identity with the frame's warped face and mouth mask
+            ids = identity[:, None].expand(b, t, *identity.shape[1:])
+            f_id, skips = self.identity_encoder(torch.cat([ids, extra], dim=2).flatten(0, 1))
+            f_id = f_id.reshape(b, t, -1)
+        parts = [f_id, self.audio_encoder(mfcc)]
         au_logits = None
         if self.audio2au is not None:
             au_feats, au_logits = self.audio2au.features_and_logits(mfcc)  # (B, T, 5, F)
             parts.append(au_feats.flatten(2))  # f_au = f_au10 + ... + f_au26: (B, T, 5F)
         return {"f": torch.cat(parts, dim=-1), "skips": skips, "au_logits": au_logits}
 
-    def forward(self, identity: torch.Tensor, mfcc: torch.Tensor) -> dict:
+    def forward(self, identity: torch.Tensor, mfcc: torch.Tensor, *,
+                warped: torch.Tensor | None = None,
+                mouth_mask: torch.Tensor | None = None) -> dict:
         if identity.dim() != 4 or mfcc.dim() != 4 or identity.shape[0] != mfcc.shape[0]:
             raise ValueError(f"expected identity (B, 3, S, S) and mfcc (B, T, 12, 28), got "
                              f"{tuple(identity.shape)} and {tuple(mfcc.shape)}")
         b, t = mfcc.shape[:2]
-        feats = self.features(identity, mfcc)
+        feats = self.features(identity, mfcc, warped=warped, mouth_mask=mouth_mask)
         fused = self.fusion(feats["f"])  # (B, T, C): temporal context across frames
         # the decoder works frame by frame; every frame of a clip shares its identity's skips
-        skips = [s.repeat_interleave(t, dim=0) for s in feats["skips"]]
-        frames = self.decoder(fused.reshape(b * t, -1), skips)
+        # (with motion="warp" each frame has its own)
+        skips = [s if len(s) == b * t else s.repeat_interleave(t, dim=0) for s in feats["skips"]]
+        base = None if warped is None else warp_base(warped.flatten(0, 1))
+        frames = self.decoder(fused.reshape(b * t, -1), skips, base)
         return {"frames": frames.reshape(b, t, *frames.shape[1:]),
                 "au_logits": feats["au_logits"], "fused": fused}

@@ -45,6 +45,7 @@ from typing import ClassVar
 import torch
 
 from ..checkpoint import load_checkpoint
+from ..data.warped import WARP_FIELDS, batch_warp_inputs
 from ..data.windows import FrameWindows
 from ..losses import mask_losses, region_weighted_mse
 from ..models.config import DiffusionConfig, from_dict
@@ -124,7 +125,7 @@ def make_step_fn(cfg: DiffusionTrainConfig, image_size: int):
         aus = (batch["aus"].to(device) / AU_SCALE).clamp(0, 1)
         out = model(batch["identity"].to(device), batch["mfcc"].to(device),
                     batch["frames"].to(device), per_frames=cfg.per_frames, cond_drop=cfg.cond_drop,
-                    aus=aus, au_drive=cfg.au_drive)
+                    aus=aus, au_drive=cfg.au_drive, **batch_warp_inputs(batch, device))
         terms = {"denoise": region_weighted_mse(out["pred"], out["target"], weight.to(device))}
         terms.update(mask_losses(out["mask"].flatten(0, 1), prior.to(device)))
         loss = (terms["denoise"] + cfg.w_prior * terms["prior"] + cfg.w_area * terms["area"]
@@ -140,10 +141,13 @@ def diffusion_trainer(root: str | Path, clips: list[dict], run_dir: str | Path,
                       on_step=None) -> Trainer:
     """The :class:`.Trainer` of a new :class:`DiffusionTalker` on every frame window of
     ``clips`` (``kind="diffusion"``, ``meta``: the MFCC statistics and ``train_config``);
-    its resumable state goes to ``run_dir/last.pt``."""
+    its resumable state goes to ``run_dir/last.pt``. A ``motion="warp"`` renderer gets each
+    frame's warped identity and mouth mask from the clip's tracked landmarks."""
     torch.manual_seed(cfg.seed)
+    warp = WARP_FIELDS if model_cfg.motion == "warp" else ()
     data = FrameWindows(root, clips, seq_len=cfg.seq_len, seed=cfg.seed,
-                        fields=("frames", "identity", "mfcc", "aus"), normalize_mfcc=mfcc_stats)
+                        fields=("frames", "identity", "mfcc", "aus", *warp),
+                        normalize_mfcc=mfcc_stats)
     model = DiffusionTalker(model_cfg)
     if model.audio2au is not None:
         if audio2au_state is not None:

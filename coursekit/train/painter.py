@@ -6,8 +6,9 @@ gap above ``min_gap`` pixels), with
 * ``identity``: the clip's first frame (or, with probability ``other_identity``, a random
   frame of the same clip, so that open mouths in the photo are seen too);
 * ``warped``: the identity warped by the *real* landmarks of frame ``t``
-  (:func:`coursekit.warp.backward_map` from the identity's landmarks to the identity's with
-  the moving points of frame ``t``, then :func:`coursekit.warp.warp_image`);
+  (:func:`coursekit.data.warped.warp_to`: from the identity's landmarks to the identity's with
+  the moving points of frame ``t``; the renderers' ``motion="warp"`` inputs are made the same
+  way);
 * ``mask``: :func:`coursekit.models.painter.paint_mask` of those target landmarks;
 * ``region``: where the loss looks, the same lips-part mask with a wider fall-off
   (``region_feather`` mouth widths): the cavity and the lips around it;
@@ -49,10 +50,11 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from ..data.splits import clip_key
+from ..data.warped import image_tensor, warp_to
 from ..models.motion import lip_gap
 from ..models.painter import Painter, PainterConfig, compose, paint_mask
 from ..presets import Presets
-from ..warp import MIRROR, MOVING, backward_map, mouth_mask, warp_image
+from ..warp import MIRROR, mouth_mask
 from .trainer import Trainer, TrainerConfig
 
 
@@ -137,11 +139,6 @@ def _colour(rng: np.random.Generator, cfg: PainterTrainConfig):
     return apply
 
 
-def _image(img: np.ndarray) -> torch.Tensor:
-    """``(S, S, 3)`` uint8 -> ``(3, S, S)`` float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float() / 127.5 - 1
-
-
 class PainterFrames(Dataset):
     """Every frame with parted lips of ``clips`` (dicts with ``"path"``), as painter items:
     ``warped``, ``identity``, ``target`` ``(3, S, S)`` in [-1, 1], ``mask`` and ``region``
@@ -203,12 +200,11 @@ class PainterFrames(Dataset):
             src, dst = (p @ m[:, :2].T + m[:, 2] for p in (src, dst))
             if flip:
                 src, dst = src[MIRROR], dst[MIRROR]
-        wanted = src.copy()
-        wanted[MOVING] = dst[MOVING]
-        warped = warp_image(identity, backward_map(src, wanted, (size, size)))
+        warped, wanted = warp_to(identity, src, dst)
         mask = paint_mask(wanted, (size, size), self.model_cfg)
         region = mouth_mask(wanted, (size, size), feather=self.cfg.region_feather)
-        return {"warped": _image(warped), "identity": _image(identity), "target": _image(target),
+        return {"warped": image_tensor(warped), "identity": image_tensor(identity),
+                "target": image_tensor(target),
                 "mask": torch.from_numpy(mask)[None], "region": torch.from_numpy(region)[None]}
 
 
