@@ -141,20 +141,37 @@ def _generate(args) -> int:
     import time
 
     from ..audio import AudioError
+    from ..data.espeak import EspeakError
     from ..face import FaceError
-    from ..infer import InferError, generate_video
+    from ..infer import InferError, generate_video, text_video
     from ..video import VideoError
+
+    if args.audio is None and args.text is None:
+        print("coursekit generate: error: give --audio, --text or both", file=sys.stderr)
+        return 2
+    if args.phonemes is not None and args.text is None:
+        print("coursekit generate: error: --phonemes needs --text", file=sys.stderr)
+        return 2
 
     def body(ctx) -> int:
         start = time.time()
-        out = generate_video(args.checkpoint, args.face, args.audio, args.out,
-                             paste_back=args.paste_back, device=str(ctx.torch_device),
-                             seed=args.seed, steps=args.steps)
+        options = {"paste_back": args.paste_back, "device": str(ctx.torch_device),
+                   "seed": args.seed, "steps": args.steps}
+        if args.text is None:
+            out = generate_video(args.checkpoint, args.face, args.audio, args.out, **options)
+        else:
+            phonemes = (Path(args.out).with_suffix(".phonemes.json") if args.phonemes == ""
+                        else args.phonemes)
+            out, _ = text_video(args.checkpoint, args.face, args.text, args.out, audio=args.audio,
+                                voice=args.voice, rate=args.rate, pitch=args.pitch,
+                                phonemes=phonemes, **options)
+            if phonemes is not None:
+                print(f"wrote {phonemes}")
         print(f"wrote {out} ({time.time() - start:.1f} s)")
         return 0
 
-    return run_command(args, "coursekit generate", body,
-                       (FileNotFoundError, AudioError, FaceError, InferError, VideoError))
+    return run_command(args, "coursekit generate", body, (FileNotFoundError, AudioError,
+                       FaceError, InferError, VideoError, EspeakError))
 
 
 def register(sub) -> None:
@@ -232,7 +249,17 @@ def register(sub) -> None:
                        "decoder (default: warp, coursekit/assets/grid/warp.json: the photo's "
                        "own pixels moved by the speech)")
     video.add_argument("--face", required=True, help="photo with a frontal face (the largest is used)")
-    video.add_argument("--audio", required=True, help="speech: wav, flac, mp3, or a video's sound")
+    video.add_argument("--audio", help="speech: wav, flac, mp3, or a video's sound")
+    video.add_argument("--text", help="a sentence to say in espeak-ng's voice; with --audio, "
+                       "the recording's transcript (its phonemes are aligned to it)")
+    video.add_argument("--voice", default="en-us", help="espeak voice of --text, e.g. en-gb, "
+                       "en-us+f3 (default en-us)")
+    video.add_argument("--rate", type=int, default=160, help="words per minute of --text, "
+                       "80-450 (default 160)")
+    video.add_argument("--pitch", type=int, default=50, help="pitch of --text, 0-99 (default 50)")
+    video.add_argument("--phonemes", nargs="?", const="", metavar="PATH", help="with --text: "
+                       "write the phoneme and word timings (.json or .csv; default OUT with "
+                       ".phonemes.json)")
     video.add_argument("--out", required=True, help="the .mp4 to write (H.264 + the input audio)")
     video.add_argument("--paste-back", action="store_true",
                        help="the whole photo at its own resolution (default: the face crop)")

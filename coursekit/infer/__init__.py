@@ -32,6 +32,11 @@ training did, on new inputs:
    With paste-back (:func:`paste_back`) every crop is warped back into the photo under a
    feathered mask of the lower face, and the frames have the photo's size.
 
+Text (:mod:`.text`): ``--text "..."`` speaks a sentence with espeak-ng (:func:`speak`, exact
+phoneme timings) and makes the video from that speech; ``--text`` with ``--audio`` aligns the
+transcript to the recording (:func:`align`: espeak's speech and the recording matched by DTW
+on MFCCs) and keeps the recording's sound; :func:`text_video` does either.
+
 Shapes: photo ``(H, W, 3)`` RGB uint8; crops ``(S, S, 3)`` uint8; tensors ``(3, S, S)`` in
 [-1, 1]; MFCC windows ``(T, 12, 28)``; transforms ``(2, 3)`` image -> crop.
 """
@@ -41,12 +46,15 @@ from .faces import (CHIN, LOWER_FACE, MAX_PHOTO_SIDE, FaceCrop, crop_face, lower
 from .generator import (CHUNK, RENDERER_NAMES, RENDERERS, Generator, InferError,
                         decode_in_chunks, default_checkpoint, generator_path, load_generator)
 from .run import VIEW_SIZE, generate_video, load_speech, n_video_frames
+from .text import (TextError, align, align_speech, dtw, normalize_text, speak, text_video,
+                   warp_times, write_timings)
 from .warp import WarpConfig, WarpGenerator, load_warp_generator, speech_activity
 
 __all__ = [
     "CHIN", "CHUNK", "LOWER_FACE", "MAX_PHOTO_SIDE", "RENDERERS", "RENDERER_NAMES", "VIEW_SIZE",
-    "FaceCrop", "Generator", "InferError", "WarpConfig", "WarpGenerator", "crop_face",
-    "decode_in_chunks", "default_checkpoint", "generate_video", "generator_path",
-    "load_generator", "load_speech", "load_warp_generator", "lower_face_polygon",
-    "n_video_frames", "paste_back", "read_image", "speech_activity", "to_tensor", "to_uint8",
+    "FaceCrop", "Generator", "InferError", "TextError", "WarpConfig", "WarpGenerator", "align",
+    "align_speech", "crop_face", "decode_in_chunks", "default_checkpoint", "dtw",
+    "generate_video", "generator_path", "load_generator", "load_speech", "load_warp_generator",
+    "lower_face_polygon", "n_video_frames", "normalize_text", "paste_back", "read_image", "speak",
+    "speech_activity", "text_video", "to_tensor", "to_uint8", "warp_times", "write_timings",
 ]

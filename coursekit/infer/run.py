@@ -56,7 +56,8 @@ def shared_detector() -> LandmarkDetector:
 
 
 def generate_video(checkpoint: str | os.PathLike | Generator | None, face: str | os.PathLike,
-                   audio: str | os.PathLike, out: str | os.PathLike, *,
+                   audio: str | os.PathLike | tuple[np.ndarray, int],
+                   out: str | os.PathLike, *,
                    paste_back: bool = False, device: str = "cpu", seed: int = 0,
                    steps: int | None = None, progress: bool = True,
                    view_size: int | None = VIEW_SIZE,
@@ -71,7 +72,8 @@ def generate_video(checkpoint: str | os.PathLike | Generator | None, face: str |
             or a :class:`Generator` already loaded (reused as is: ``device`` is then the
             generator's own).
         face: a photo with a frontal face (the largest face is used).
-        audio: any speech recording (wav, flac, mp3, or a video's sound).
+        audio: any speech recording (wav, flac, mp3, or a video's sound), or the speech
+            itself as ``(samples (n,) float32, sample rate)`` (e.g. espeak's, from text).
         out: the ``.mp4`` to write (atomically; folders are created).
         paste_back: frames are the whole photo (its size, reduced to
             :data:`MAX_PHOTO_SIDE` and to even dimensions) instead of the face crop; with
@@ -91,15 +93,21 @@ def generate_video(checkpoint: str | os.PathLike | Generator | None, face: str |
         :class:`InferError` (unreadable image, unknown renderer),
         :class:`~coursekit.face.FaceError` (no face); every message names the file.
     """
-    face, audio, out = Path(face), Path(audio), Path(out)
+    waveform = audio if isinstance(audio, tuple) else None
+    face, out = Path(face), Path(out)
     if not isinstance(checkpoint, Generator):
         checkpoint = generator_path(checkpoint)
-    for path, what in ((checkpoint, "checkpoint"), (face, "image"), (audio, "audio")):
+    files = [(checkpoint, "checkpoint"), (face, "image")] + [(audio, "audio")] * (not waveform)
+    for path, what in files:
         if not isinstance(path, Generator) and not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such {what} file")
     if out.suffix.lower() != ".mp4":
         raise InferError(f"{out}: the output must be an .mp4 file")
-    sound, sr, speech = load_speech(audio)
+    if waveform:
+        sound, sr = np.asarray(waveform[0], np.float32), int(waveform[1])
+        speech = sound if sr == SAMPLE_RATE else resample(sound, sr, SAMPLE_RATE)
+    else:
+        sound, sr, speech = load_speech(Path(audio))
     n_frames = n_video_frames(len(sound), sr)
     windows = mfcc_windows(speech, SAMPLE_RATE, n_frames)
     photo = read_image(face)
