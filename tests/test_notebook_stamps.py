@@ -1,5 +1,7 @@
 """Every committed notebook records the checkpoints it was executed with, and they are current."""
 
+import re
+
 import nbformat
 import pytest
 
@@ -44,3 +46,26 @@ def test_only_files_of_the_checkout_outside_runs_are_stamped(tmp_path):
         f.write_bytes(b"x")
     assert checkpoint_stamps([str(inside), str(run), str(outside)], tmp_path) == {
         "a.pt": sha256(inside)}
+
+
+DEV_WORDS = re.compile(r"\b[Ii]ssues?\b|\bTargets\b|[Tt]argets? (were |was )?met")
+MACHINE_PATH = re.compile(r"(/work/|/tmp/|/root/|/home/[a-z]|[A-Z]:\\\\Users)")
+
+
+@pytest.mark.parametrize("nb", notebooks(), ids=lambda p: p.stem)
+def test_committed_outputs_are_clean(nb):
+    """No error, no stderr stream, no development wording, no path of the build machine."""
+    problems = []
+    for k, cell in enumerate(nbformat.read(str(nb), as_version=4).cells):
+        for out in cell.get("outputs", []):
+            if out.output_type == "error" or out.get("name") == "stderr":
+                problems.append(f"cell {k}: {out.output_type} {out.get('name', out.get('ename'))}")
+                continue
+            text = out.get("text", "") + "".join(
+                v for key, v in out.get("data", {}).items()
+                if key.startswith("text/") and isinstance(v, str) and key != "text/html")
+            for pattern in (DEV_WORDS, MACHINE_PATH):
+                hit = pattern.search(text)
+                if hit:
+                    problems.append(f"cell {k}: {hit.group(0)!r} in an output")
+    assert problems == []
