@@ -178,6 +178,12 @@ def _painter(cfg: dict, meta: dict) -> nn.Module:
     return Painter(_config(PainterConfig, cfg))
 
 
+def _landmarks(cfg: dict, meta: dict) -> nn.Module:
+    from .models.landmarks import LandmarkConfig, LandmarkPredictor
+
+    return LandmarkPredictor(_config(LandmarkConfig, cfg))
+
+
 KINDS: dict[str, Kind] = {}
 
 
@@ -193,6 +199,7 @@ register("au_classifier", _au_classifier, "an AU classifier on lower faces (loss
 register("syncnet", _syncnet, "the lip-sync expert")
 register("motion", _motion, "AU intensities -> mouth and jaw landmark motion (the warp renderer)")
 register("painter", _painter, "paints the mouth interior a warp cannot make (the warp renderer)")
+register("landmarks", _landmarks, "phonemes and/or speech -> mouth and jaw landmarks (Yu et al.)")
 
 
 # ----------------------------------------------------------------------------- reading

@@ -128,6 +128,19 @@ def position_predict(position_rates, n: int, threshold: float = 0.5) -> np.ndarr
     return rates[idx] >= threshold
 
 
+def position_mean(arrays: list[np.ndarray]) -> np.ndarray:
+    """Position-only guess of a continuous target: the mean at each frame index of the
+    training clips' ``(T_i, ...)`` arrays, ``(T_max, ...)`` (cut or pad it to a clip with
+    :func:`fit_length`)."""
+    t_max = max(len(a) for a in arrays)
+    sums = np.zeros((t_max, *arrays[0].shape[1:]))
+    counts = np.zeros(t_max)
+    for a in arrays:
+        sums[:len(a)] += a
+        counts[:len(a)] += 1
+    return (sums / counts.reshape(-1, *[1] * (sums.ndim - 1))).astype(np.float32)
+
+
 def copy_identity(identity: torch.Tensor, n: int) -> torch.Tensor:
     """The identity image ``(3, S, S)`` as a still clip ``(n, 3, S, S)`` (a view)."""
     return identity[None].expand(n, -1, -1, -1)
