@@ -64,3 +64,23 @@ def grid_processed(grid_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("grid_processed")
     summary = preprocess_corpus(grid_dir, out, PreprocessConfig(), workers=2, progress=False)
     return out, summary
+
+
+def build_wheel(tmp: Path) -> Path:
+    """A coursekit wheel built offline from a copy of the source in ``tmp`` (so the checkout
+    gets no build/ folder); returns its path."""
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, src / name)
+    shutil.copytree(repo / "coursekit", src / "coursekit",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", str(src),
+                    "-w", str(tmp / "wheel")], check=True, capture_output=True, timeout=300)
+    return next((tmp / "wheel").glob("coursekit-*.whl"))

@@ -4,7 +4,6 @@ the same set-up cell, which installs coursekit where it is missing (Colab, a Jup
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -12,6 +11,7 @@ import venv
 from pathlib import Path
 
 import pytest
+from conftest import build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -57,16 +57,8 @@ def fresh_venv(tmp_path_factory) -> Path:
     nothing is downloaded, and the editable coursekit of this environment stays invisible:
     a plain path line does not run that folder's own ``.pth`` files)."""
     tmp = tmp_path_factory.mktemp("fresh")
-    src = tmp / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "coursekit", src / "coursekit",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    wheel = build_wheel(tmp)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", str(src),
-                    "-w", str(tmp / "wheel")], check=True, capture_output=True, timeout=300)
-    wheel = next((tmp / "wheel").glob("coursekit-*.whl"))
     env = tmp / "venv"
     venv.create(env, with_pip=False)
     python = env / "bin" / "python"

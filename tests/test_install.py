@@ -5,13 +5,13 @@ course runner passes the same parameters (device included) to every notebook."""
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import build_wheel
 
 from coursekit import assets, cli
 
@@ -25,16 +25,8 @@ def installed(tmp_path_factory):
     """``(site folder, wheel)``: a wheel built offline from a copy of the source (so the
     checkout gets no build/ folder), installed with ``pip install --target``."""
     tmp = tmp_path_factory.mktemp("install")
-    src = tmp / "src"
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "coursekit", src / "coursekit",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    wheel = build_wheel(tmp)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", str(src),
-                    "-w", str(tmp / "wheel")], check=True, capture_output=True, timeout=300)
-    wheel = next((tmp / "wheel").glob("coursekit-*.whl"))
     site = tmp / "site"
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site),
                     str(wheel)], check=True, capture_output=True, timeout=300)
