@@ -11,6 +11,9 @@
   series (correlation, spread ratio).
 * Lip sync: :func:`sync_scores` (offset, LSE-D, LSE-C) with a trained sync expert
   (:class:`coursekit.models.syncnet.SyncNet`).
+* Temporal consistency: :func:`frame_change` (mean change between consecutive frames in a
+  region, e.g. the mouth on silent stretches) and :func:`warping_error` (flicker: a frame
+  against its predecessor moved by the real clip's optical flow).
 """
 
 from __future__ import annotations
@@ -238,6 +241,47 @@ def lmd(pred_landmarks, true_landmarks, points: str = "mouth") -> float:
     if p.size == 0:
         raise ValueError("lmd: no frames")
     return float(np.sqrt(((p - t) ** 2).sum(-1)).mean())
+
+
+# ----------------------------------------------------------------------------- temporal
+
+
+def _change(now: torch.Tensor, before: torch.Tensor, mask) -> float:
+    """Mean |now - before| of ``(T-1, C, H, W)`` pairs, weighted by ``mask`` (None, ``(H, W)``
+    or ``(T, H, W)`` whose rows 1.. go with the pairs); nan when the weights sum to 0."""
+    diff = (now - before).abs().mean(1)  # (T-1, H, W): mean over channels
+    if mask is None:
+        return float(diff.mean()) if diff.numel() else float("nan")
+    w = torch.as_tensor(_to_numpy(mask), dtype=torch.float64)
+    w = w.expand(len(diff) + 1, *w.shape[-2:])[1:] if w.dim() == 2 else w[1:]
+    if w.shape != diff.shape:
+        raise ValueError(f"temporal metric: mask {tuple(w.shape)} does not fit the frames")
+    total = float(w.sum())
+    return float((diff * w).sum() / total) if total > 0 else float("nan")
+
+
+def frame_change(frames, mask=None) -> float:
+    """Mean absolute change between consecutive frames ``(T, C, H, W)`` (over channels and
+    the pixels weighted by ``mask``: ``(H, W)`` for a fixed region, or ``(T, H, W)`` where
+    row ``t`` weighs the change from frame ``t - 1`` to ``t``; None: every pixel). In the
+    frames' units (halve it for [-1, 1] frames on a 0-1 scale); nan for fewer than 2 frames."""
+    f = torch.as_tensor(_to_numpy(frames), dtype=torch.float64)
+    return _change(f[1:], f[:-1], mask)
+
+
+def warping_error(frames, flows, mask=None) -> float:
+    """Flicker: mean ``|frame_t - warp(frame_{t-1}, flow_t)|`` over ``t >= 1`` of frames
+    ``(T, C, H, W)`` with ``flows (T, 2, H, W)`` (``frame_t(x) ~ frame_{t-1}(x + flow_t(x))``,
+    computed from the *real* clip: :func:`coursekit.data.flow.frame_flows`), pixels weighted
+    by ``mask`` as in :func:`frame_change`."""
+    from .data.flow import flow_warp
+
+    f = torch.as_tensor(_to_numpy(frames), dtype=torch.float64)
+    fl = torch.as_tensor(_to_numpy(flows), dtype=torch.float64)
+    if f.dim() != 4 or fl.shape != (len(f), 2, *f.shape[-2:]):
+        raise ValueError(f"warping_error: frames (T, C, H, W) and flows (T, 2, H, W), got "
+                         f"{tuple(f.shape)} and {tuple(fl.shape)}")
+    return _change(f[1:], flow_warp(f[:-1], fl[1:]), mask)
 
 
 # ----------------------------------------------------------------------------- lip sync

@@ -84,3 +84,27 @@ def build_wheel(tmp: Path) -> Path:
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", str(src),
                     "-w", str(tmp / "wheel")], check=True, capture_output=True, timeout=300)
     return next((tmp / "wheel").glob("coursekit-*.whl"))
+
+
+def write_processed(out: Path, clips: dict, size: int) -> Path:
+    """A processed dataset written by hand in ``out`` (speaker spk1): ``clips`` maps an
+    utterance name to its arrays ``frames (T, S, S, 3)``, ``identity (S, S, 3)`` uint8,
+    ``landmarks (T, 68, 2)``, ``mfcc (T, 12, 28)`` and ``aus (T, 5)`` (occurrence: AU >= 1)."""
+    import json
+
+    entries = []
+    for utt, a in clips.items():
+        folder = out / "spk1" / utt
+        folder.mkdir(parents=True)
+        np.save(folder / "frames.npy", a["frames"])
+        np.save(folder / "identity.npy", a["identity"])
+        np.save(folder / "aligned_landmarks.npy", np.asarray(a["landmarks"], np.float32))
+        np.save(folder / "mfcc.npy", np.asarray(a["mfcc"], np.float32))
+        np.save(folder / "aus.npy", np.asarray(a["aus"], np.float32))
+        np.save(folder / "occurrence.npy", (np.asarray(a["aus"]) >= 1).astype(np.uint8))
+        (folder / "meta.json").write_text(json.dumps({"speaker": "spk1", "utt": utt}))
+        entries.append({"speaker": "spk1", "utt": utt, "n_frames": len(a["frames"]),
+                        "dir": f"spk1/{utt}"})
+    (out / "index.json").write_text(json.dumps({"format": "coursekit-processed", "version": 1,
+                                                "size": size, "fps": 25.0, "clips": entries}))
+    return out

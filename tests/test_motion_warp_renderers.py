@@ -4,13 +4,13 @@ A small processed dataset is written by hand (two 14-frame clips at 64 px whose 
 the middle frames), so the tests need no preprocessing and run in seconds.
 """
 
-import json
 from dataclasses import asdict, replace
 
 import coursekit  # noqa: F401  (sets OMP_WAIT_POLICY before torch starts)
 import numpy as np
 import pytest
 import torch
+from conftest import write_processed
 
 from coursekit.checkpoint import load_checkpoint, read_checkpoint, save_model
 from coursekit.data.dataset import TalkingFaceDataset, collate, load_index
@@ -38,27 +38,16 @@ def _landmarks(gap: float) -> np.ndarray:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """Two clips: a textured face, lips parting in frames 5-9."""
-    out = tmp_path_factory.mktemp("warp64")
     rng = np.random.default_rng(0)
-    entries = []
+    clips = {}
     for k, utt in enumerate(("aaaa1a", "bbbb2b")):
-        folder = out / "spk1" / utt
-        folder.mkdir(parents=True)
         face = rng.integers(40, 220, (S, S, 3), dtype=np.uint8)
         gaps = np.r_[np.zeros(5), [2, 4, 5, 4, 2], np.zeros(T - 10)] * (1 + k)
-        lm = np.stack([_landmarks(g) for g in gaps]).astype(np.float32)
-        aus = np.stack([np.r_[0, 0, 0, g, g] for g in gaps]).astype(np.float32)
-        np.save(folder / "frames.npy", np.repeat(face[None], T, 0))
-        np.save(folder / "identity.npy", face)
-        np.save(folder / "aligned_landmarks.npy", lm)
-        np.save(folder / "mfcc.npy", rng.normal(size=(T, 12, 28)).astype(np.float32))
-        np.save(folder / "aus.npy", aus)
-        np.save(folder / "occurrence.npy", (aus >= 1).astype(np.uint8))
-        (folder / "meta.json").write_text(json.dumps({"speaker": "spk1", "utt": utt}))
-        entries.append({"speaker": "spk1", "utt": utt, "n_frames": T, "dir": f"spk1/{utt}"})
-    (out / "index.json").write_text(json.dumps({"format": "coursekit-processed", "version": 1,
-                                                "size": S, "fps": 25.0, "clips": entries}))
-    return out
+        clips[utt] = dict(frames=np.repeat(face[None], T, 0), identity=face,
+                          landmarks=np.stack([_landmarks(g) for g in gaps]),
+                          mfcc=rng.normal(size=(T, 12, 28)),
+                          aus=np.stack([np.r_[0, 0, 0, g, g] for g in gaps]))
+    return write_processed(tmp_path_factory.mktemp("warp64"), clips, S)
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .splits import hashed_utterance_split, speaker_split
+from .flow import FLOW_FIELDS, FlowCache
 from .warped import WARP_FIELDS, WarpCache
 
 FORMAT = "coursekit-processed"
@@ -176,7 +177,9 @@ class TalkingFaceDataset(Dataset):
     landmarks: :func:`coursekit.data.warped.clip_warp_inputs`, whole clips cached in memory
     by :class:`~coursekit.data.warped.WarpCache`): ``warped (T, 3, S, S)`` in [-1, 1], the
     identity warped to each frame's jaw and mouth, and ``mouth_mask (T, 1, S, S)`` in [0, 1],
-    where the frame's lips part.
+    where the frame's lips part. The talker's ``temporal="flow"`` inputs
+    (:mod:`coursekit.data.flow`): ``flow (T, 2, S, S)`` of the warped identity, frame ``t``
+    back to ``t - 1``; ``previous (T, 3, S, S)``, each real frame's predecessor warped by it.
     """
 
     def __init__(self, root: str | Path, clips: list[dict] | None = None,
@@ -187,17 +190,17 @@ class TalkingFaceDataset(Dataset):
         self.clips = list(load_index(self.root) if clips is None else clips)
         if seq_len is not None and int(seq_len) < 1:
             raise ValueError(f"seq_len must be a positive number of frames, got {seq_len}")
-        unknown = set(fields) - set(FIELD_FILES) - set(WARP_FIELDS)
+        unknown = set(fields) - set(FIELD_FILES) - set(WARP_FIELDS) - set(FLOW_FIELDS)
         if unknown:
             raise ValueError(f"unknown fields {sorted(unknown)}; known: "
-                             f"{sorted([*FIELD_FILES, *WARP_FIELDS])}")
+                             f"{sorted([*FIELD_FILES, *WARP_FIELDS, *FLOW_FIELDS])}")
         self.seq_len = None if seq_len is None else int(seq_len)
         self.random_window, self.seed, self.mmap = random_window, seed, mmap
         self.fields = tuple(fields)
         self.epoch = 0
         self._accesses = np.zeros(len(self.clips), dtype=np.int64)
         self.mfcc_mean = self.mfcc_std = None
-        self._warp_cache = WarpCache()
+        self._warp_cache, self._flow_cache = WarpCache(), FlowCache()
         if normalize_mfcc is not None:
             mean, std = normalize_mfcc
             self.mfcc_mean = np.asarray(mean, dtype=np.float32).reshape(-1, 1)
@@ -252,9 +255,15 @@ class TalkingFaceDataset(Dataset):
         """Clip ``i``'s frames ``[start, start + n_real)``, padded to ``seq_len``."""
         clip, folder = self.clips[i], self.clip_dir(i)
         length = n_real if self.seq_len is None else self.seq_len
-        item, warp = {}, None
+        item, warp, temporal = {}, None, None
         for field in self.fields:
-            if field in WARP_FIELDS:
+            if field in FLOW_FIELDS:
+                n = int(clip["n_frames"])
+                temporal = temporal or self._flow_cache.fields(
+                    i, self._warp_cache.get(i, folder, 0, n, n)["warped"],
+                    np.load(folder / FIELD_FILES["frames"], mmap_mode="r"), start, start + n_real)
+                arr = temporal[field]
+            elif field in WARP_FIELDS:
                 warp = warp or self._warp_cache.get(i, folder, start, start + n_real,
                                                     int(clip["n_frames"]))
                 arr = warp[field]
@@ -278,7 +287,7 @@ class TalkingFaceDataset(Dataset):
 def _to_tensor(field: str, arr: np.ndarray, mean=None, std=None) -> torch.Tensor:
     if field == "mouth_mask":
         return torch.from_numpy(np.ascontiguousarray(arr, np.float32)[:, None])
-    if field in ("frames", "identity", "warped"):
+    if field in ("frames", "identity", "warped", "previous"):
         img = arr.astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
         axes = (0, 3, 1, 2) if img.ndim == 4 else (2, 0, 1)
         return torch.from_numpy(np.ascontiguousarray(img.transpose(axes)))

@@ -26,6 +26,7 @@ au             eq. 5-7 AU losses and :func:`au_class_weights`
 vgg            eq. 8 :class:`PerceptualLoss`, VGG-19 and its weights file
                (:func:`download_vgg19`, ``COURSEKIT_VGG19_WEIGHTS``, SHA-256 check)
 talker         eq. 11 :class:`TalkerLoss`
+temporal       :func:`temporal_loss` (Face2Vid: output vs flow-warped previous output)
 diffusion      :func:`region_weighted_mse`, :func:`mask_losses` (diffusion renderer)
 =============  ================================================================
 """
@@ -34,6 +35,7 @@ from .au import au_class_weights, au_loss, weighted_bce, weighted_dice
 from .diffusion import mask_losses, region_weighted_mse
 from .image import identity_loss, l1_reconstruction
 from .talker import TalkerLoss, TalkerLossWeights
+from .temporal import temporal_loss
 from .vgg import (IMAGENET_MEAN, IMAGENET_STD, VGG19_CFG, VGG19_FILENAME, VGG19_LAYERS,
                   VGG19_SHA256, VGG19_URL, WEIGHTS_ENV, PerceptualLoss, VGG19Features,
                   download_vgg19, load_vgg19_weights, sha256_of, vgg19_shapes)
@@ -43,5 +45,6 @@ __all__ = [
     "VGG19Features", "VGG19_CFG", "VGG19_FILENAME", "VGG19_LAYERS", "VGG19_SHA256",
     "VGG19_URL", "WEIGHTS_ENV", "au_class_weights", "au_loss", "download_vgg19",
     "identity_loss", "l1_reconstruction", "load_vgg19_weights", "mask_losses",
-    "region_weighted_mse", "sha256_of", "vgg19_shapes", "weighted_bce", "weighted_dice",
+    "region_weighted_mse", "sha256_of", "temporal_loss", "vgg19_shapes", "weighted_bce",
+    "weighted_dice",
 ]

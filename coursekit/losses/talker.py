@@ -9,6 +9,7 @@ from torch import nn
 
 from .au import au_loss
 from .image import identity_loss, l1_reconstruction
+from .temporal import temporal_loss
 from .vgg import PerceptualLoss
 
 
@@ -20,6 +21,7 @@ class TalkerLossWeights:
     id: float = 1.5     # identity (upper face)
     per: float = 0.07   # perceptual (VGG-19)
     au: float = 0.02    # AU classifier on the generated frames
+    temp: float = 0.0   # Face2Vid's temporal loss (flow-warped previous output; not in eq. 11)
 
 
 class TalkerLoss(nn.Module):
@@ -40,8 +42,10 @@ class TalkerLoss(nn.Module):
     ``forward(pred_frames, target_frames, identity, au_logits=None, au_targets=None,
     mask=None)`` with frames ``(B, T, 3, H, W)``, identity ``(B, 3, H, W)``, the AU
     classifier's logits on the generated frames ``(B, T, 5)`` and the true occurrences
-    ``(B, T, 5)``, mask ``(B, T)`` bool. Returns ``{"total", "rec", "id", "per", "au"}``
-    scalars (the unweighted terms and their weighted sum; ``au`` is 0 without logits).
+    ``(B, T, 5)``, mask ``(B, T)`` bool; ``flow (B, T, 2, H, W)`` and ``mouth_mask (B, T,
+    1, H, W)`` of a ``temporal="flow"`` talker for :func:`~.temporal.temporal_loss`. Returns
+    ``{"total", "rec", "id", "per", "au", "temp"}`` scalars (the unweighted terms and their
+    weighted sum; ``au`` is 0 without logits, ``temp`` 0 without a flow or a weight).
     """
 
     def __init__(self, au_weights=None, weights: TalkerLossWeights | dict | None = None,
@@ -76,7 +80,8 @@ class TalkerLoss(nn.Module):
     def forward(self, pred_frames: torch.Tensor, target_frames: torch.Tensor,
                 identity: torch.Tensor, au_logits: torch.Tensor | None = None,
                 au_targets: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                mask: torch.Tensor | None = None, flow: torch.Tensor | None = None,
+                mouth_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         zero = pred_frames.new_zeros(())
         terms = {
             "rec": l1_reconstruction(pred_frames, target_frames, mask),
@@ -85,7 +90,11 @@ class TalkerLoss(nn.Module):
                     if self.perceptual is not None and self.weights.per != 0 else zero),
             "au": (au_loss(au_logits, au_targets, self.au_weights, mask, self.dice_eps)
                    if au_logits is not None else zero),
+            "temp": (temporal_loss(pred_frames, flow, mouth_mask, mask)
+                     if flow is not None and self.weights.temp != 0 else zero),
         }
         lam = asdict(self.weights)
         terms["total"] = sum(lam[k] * terms[k] for k in ("rec", "id", "per", "au"))
+        if lam["temp"] != 0:
+            terms["total"] = terms["total"] + lam["temp"] * terms["temp"]
         return terms

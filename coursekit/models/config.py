@@ -37,6 +37,14 @@ identity warped to the frame's wanted landmarks and its mouth mask (:mod:`course
 WARP_CHANNELS = 4
 """Input channels that ``motion="warp"`` adds: the warped identity (3) and the mouth mask (1)."""
 
+TEMPORALS = ("none", "flow")
+"""Values of ``TalkerConfig.temporal``: ``"none"``, every frame decoded on its own; ``"flow"``
+(Face2Vid), the decoder also reads the frame before, moved to the current one by the optical
+flow of the warped identity (:mod:`coursekit.models.temporal`)."""
+
+DECODER_ATTN_LEVELS = (1, 2, 3, 4)
+"""Levels of ``TalkerConfig.attn_levels``: level ``l`` is the decoder's ``S / 2**l`` map."""
+
 
 def check_motion(motion: str) -> int:
     """The extra input channels of ``motion`` (0 or :data:`WARP_CHANNELS`); a ValueError
@@ -111,6 +119,9 @@ class TalkerConfig:
     motion: one of :data:`MOTIONS`. ``"warp"``: the identity encoder reads, per frame, the
         identity stacked with that frame's warped identity and mouth mask (3 + 4 channels),
         so ``f_id`` and the U-Net skips follow the wanted mouth.
+    temporal: one of :data:`TEMPORALS` (``"flow"`` needs ``motion="warp"``: the landmarks
+        drive the flow). attn_levels: spatial self-attention in the image decoder on the maps
+        of these :data:`DECODER_ATTN_LEVELS` (Face2Vid; () = none).
     """
 
     image_size: int = 112
@@ -131,9 +142,18 @@ class TalkerConfig:
     dropout: float = 0.1
     audio2au: Audio2AUConfig = field(default_factory=Audio2AUConfig)
     motion: str = "none"
+    temporal: str = "none"
+    attn_levels: tuple[int, ...] = ()
 
     def __post_init__(self):
         check_motion(self.motion)
+        if self.temporal not in TEMPORALS:
+            raise ValueError(f"temporal must be one of {TEMPORALS}, got {self.temporal!r}")
+        if self.temporal == "flow" and self.motion != "warp":
+            raise ValueError("temporal='flow' needs motion='warp' (the warped identity's flow)")
+        if not set(self.attn_levels) <= set(DECODER_ATTN_LEVELS):
+            raise ValueError(f"attn_levels must be among {DECODER_ATTN_LEVELS}, "
+                             f"got {self.attn_levels}")
         if self.image_size % 16:
             raise ValueError(f"image_size must be divisible by 16, got {self.image_size}")
         if self.kernel % 2 == 0:

@@ -21,6 +21,10 @@ U-Net idea: the identity's texture is copied, the decoder only has to move the m
 With a ``base`` (the talker's ``motion="warp"`` mode: ``atanh`` of the warped identity) the
 last layer's output is added to it before the tanh, so the decoder paints a change of the
 warped face, as the mouth painter does.
+
+``cfg.attn_levels`` adds spatial self-attention (Face2Vid; the diffusion UNet's
+:class:`~coursekit.models.unet.AttentionBlock`, residual) on the map of each listed level
+``l`` (``S / 2**l``: 4 is the FC map, 1 the last upsampling's input), before its skip joins.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch
 from torch import nn
 
 from .config import TalkerConfig
+from .unet import AttentionBlock
 
 
 def _up(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -61,11 +66,16 @@ class ImageDecoder(nn.Module):
         self.ups = nn.ModuleList(_up(ci + ce, co, 2) for ci, ce, co in zip(ins, e[::-1], outs))
         self.refine = _up(d[3], d[3], 1)
         self.out = nn.ConvTranspose2d(d[3], 3, 3, stride=1, padding=1)
+        widths = dict(zip((4, 3, 2, 1), ins))  # level -> channels of the map it attends over
+        self.attn = nn.ModuleDict({str(lv): AttentionBlock(widths[lv], cfg.heads, 8, cross=False)
+                                   for lv in sorted(cfg.attn_levels)})
 
     def forward(self, x: torch.Tensor, skips: list[torch.Tensor],
                 base: torch.Tensor | None = None) -> torch.Tensor:
         x = self.fc(x).reshape(x.shape[0], -1, self.side, self.side)
-        for up, skip in zip(self.ups, skips[::-1]):
+        for level, up, skip in zip((4, 3, 2, 1), self.ups, skips[::-1]):
+            if str(level) in self.attn:
+                x = self.attn[str(level)](x, None)
             x = up(torch.cat([x, skip], dim=1))
         out = self.out(self.refine(x))
         return torch.tanh(out if base is None else out + base)

@@ -19,6 +19,12 @@ on the identity stacked with the frame's warped identity ``(B, T, 3, S, S)`` and
 and the decoder paints a change of the warped identity (its output is added to
 ``atanh(warped)`` before the tanh, as the mouth painter's is; it starts at zero, so an
 untrained talker shows the warped face): what the warp cannot make (cavity, teeth, shading).
+
+With ``temporal="flow"`` (Face2Vid, :mod:`.temporal`) the decoder also reads each frame's
+predecessor moved to it by the warped identity's optical flow: ``previous (B, T, 3, S, S)``
+given (training, teacher forcing) decodes all frames at once; without it the frames are
+decoded one after the other from the generated ones (``flow (B, T, 2, S, S)``, computed from
+``warped`` when not given).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from .config import TalkerConfig
 from .decoder import ImageDecoder
 from .encoders import AudioEncoder, IdentityEncoder
 from .tcsan import make_fusion
+from .temporal import (PreviousEncoder, conditioning_flow, decode_autoregressive,
+                       decode_teacher_forced)
 from .warp_input import warp_base, warp_stack
 
 
@@ -51,7 +59,8 @@ class Talker(FreezableAudio2AU, nn.Module):
 
     ``forward(identity (B, 3, S, S), mfcc (B, T, 12, 28), *, warped=None, mouth_mask=None)
     -> dict`` (``warped (B, T, 3, S, S)``, ``mouth_mask (B, T, 1, S, S)``: required with
-    ``motion="warp"``, refused otherwise) with
+    ``motion="warp"``, refused otherwise; with ``temporal="flow"`` also ``previous (B, T, 3,
+    S, S)`` for teacher forcing or ``flow (B, T, 2, S, S)``, see the module docstring) with
 
     * ``frames``: ``(B, T, 3, S, S)`` in [-1, 1];
     * ``au_logits``: ``(B, T, 5)`` from Audio2AU (``None`` when ``use_audio2au=False``);
@@ -67,6 +76,8 @@ class Talker(FreezableAudio2AU, nn.Module):
         self.in_dims = {"id": cfg.id_dim, "audio": cfg.audio_dim, "au": cfg.au_dim}
         self.fusion = make_fusion(cfg, self.in_dims)
         self.decoder = ImageDecoder(cfg, self.fusion.out_dim)
+        if cfg.temporal == "flow":
+            self.previous_encoder = PreviousEncoder(cfg)
         self.balance_init()
 
     def balance_init(self, fc_scale: float = FC_INIT_SCALE) -> None:
@@ -119,7 +130,9 @@ class Talker(FreezableAudio2AU, nn.Module):
 
     def forward(self, identity: torch.Tensor, mfcc: torch.Tensor, *,
                 warped: torch.Tensor | None = None,
-                mouth_mask: torch.Tensor | None = None) -> dict:
+                mouth_mask: torch.Tensor | None = None,
+                previous: torch.Tensor | None = None,
+                flow: torch.Tensor | None = None) -> dict:
         if identity.dim() != 4 or mfcc.dim() != 4 or identity.shape[0] != mfcc.shape[0]:
             raise ValueError(f"expected identity (B, 3, S, S) and mfcc (B, T, 12, 28), got "
                              f"{tuple(identity.shape)} and {tuple(mfcc.shape)}")
@@ -130,6 +143,17 @@ class Talker(FreezableAudio2AU, nn.Module):
         # (with motion="warp" each frame has its own)
         skips = [s if len(s) == b * t else s.repeat_interleave(t, dim=0) for s in feats["skips"]]
         base = None if warped is None else warp_base(warped.flatten(0, 1))
-        frames = self.decoder(fused.reshape(b * t, -1), skips, base)
+        if self.cfg.temporal == "none":
+            if previous is not None or flow is not None:
+                raise ValueError("Talker: previous / flow given to a temporal='none' model")
+            frames = self.decoder(fused.reshape(b * t, -1), skips, base)
+        elif previous is not None:  # teacher forcing: the real predecessors, flow-warped
+            frames = decode_teacher_forced(self.decoder, self.previous_encoder,
+                                           fused.reshape(b * t, -1), skips, base,
+                                           previous.flatten(0, 1))
+        else:  # autoregressive: each frame reads the one generated before it
+            flow = conditioning_flow(warped) if flow is None else flow
+            frames = decode_autoregressive(self.decoder, self.previous_encoder, fused, skips,
+                                           base, flow, warped[:, 0])
         return {"frames": frames.reshape(b, t, *frames.shape[1:]),
                 "au_logits": feats["au_logits"], "fused": fused}

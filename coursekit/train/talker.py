@@ -42,6 +42,7 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint, read_checkpoint
 from ..data.splits import Split, load_split
+from ..data.flow import FLOW_FIELDS
 from ..data.warped import WARP_FIELDS, batch_warp_inputs
 from ..data.windows import FrameWindows
 from ..losses import TalkerLoss, TalkerLossWeights, au_class_weights
@@ -66,6 +67,8 @@ class TalkerTrainConfig(Presets, TrainerConfig):
         batch, an unbiased estimate of the full term; None uses every frame.
     lr_audio2au, lr_au_classifier: fine-tuning rates of the pre-trained parts.
     w_rec, w_id, w_per, w_au: the weights of eq. 11 (:class:`coursekit.losses.TalkerLoss`).
+    w_temp: Face2Vid's temporal loss (:func:`coursekit.losses.temporal_loss`; used by a
+        ``temporal="flow"`` talker only).
 
     ``paper()``: the paper's settings (the defaults), for a GPU. ``tiny()``: a CPU budget
     for the samples at 64 px: 12-frame windows, 6 a batch, the perceptual term on 4 frames,
@@ -89,6 +92,7 @@ class TalkerTrainConfig(Presets, TrainerConfig):
     w_id: float = 1.5
     w_per: float = 0.07
     w_au: float = 0.02
+    w_temp: float = 0.0
 
     @classmethod
     def from_dict(cls, values: dict) -> "TalkerTrainConfig":
@@ -97,7 +101,8 @@ class TalkerTrainConfig(Presets, TrainerConfig):
 
     @property
     def loss_weights(self) -> TalkerLossWeights:
-        return TalkerLossWeights(rec=self.w_rec, id=self.w_id, per=self.w_per, au=self.w_au)
+        return TalkerLossWeights(rec=self.w_rec, id=self.w_id, per=self.w_per, au=self.w_au,
+                                 temp=self.w_temp)
 
 
 def load_talker(path: str | Path, device: str = "cpu") -> tuple[Talker, dict]:
@@ -144,9 +149,12 @@ def talker_trainer(root: str | Path, clips: list[dict], run_dir: str | Path,
     window of ``clips``, with :class:`~coursekit.losses.TalkerLoss`; ``kind="talker"``,
     ``meta``: the MFCC statistics and ``train_config``; resumable state in ``run_dir``.
     A ``motion="warp"`` talker gets each frame's warped identity and mouth mask from the
-    clip's tracked landmarks (teacher forcing)."""
+    clip's tracked landmarks (teacher forcing); a ``temporal="flow"`` one also the flow of the
+    warped identity and each real frame's predecessor moved along it (teacher forcing)."""
     seed_everything(cfg.seed)
     warp = WARP_FIELDS if model_cfg.motion == "warp" else ()
+    temporal = model_cfg.temporal == "flow"
+    warp += FLOW_FIELDS if temporal else ()
     data = FrameWindows(root, clips, seq_len=cfg.seq_len, seed=cfg.seed,
                         fields=("frames", "identity", "mfcc", "occurrence", *warp),
                         normalize_mfcc=mfcc_stats)
@@ -159,7 +167,7 @@ def talker_trainer(root: str | Path, clips: list[dict], run_dir: str | Path,
         au_weights = au_class_weights(read_checkpoint(au_classifier)["meta"]["occurrence_rates"])
     criterion = TalkerLoss(au_weights, cfg.loss_weights, per_frames=cfg.per_frames)
     logged = [k for k, w in asdict(cfg.loss_weights).items()
-              if w != 0 and (k != "au" or clf is not None)]
+              if w != 0 and (k != "au" or clf is not None) and (k != "temp" or temporal)]
 
     def param_groups(m: TalkerWithJudge) -> list[dict]:
         groups = [{"params": [p for n, p in m.talker.named_parameters()
@@ -172,9 +180,14 @@ def talker_trainer(root: str | Path, clips: list[dict], run_dir: str | Path,
 
     def step_fn(m, batch: dict, dev: torch.device):
         real, identity = batch["frames"].to(dev), batch["identity"].to(dev)  # (B, T, 3, S, S)
-        fake, logits = m(identity, batch["mfcc"].to(dev), **batch_warp_inputs(batch, dev))
+        inputs = batch_warp_inputs(batch, dev)
+        if temporal:
+            inputs["previous"] = batch["previous"].to(dev)
+        fake, logits = m(identity, batch["mfcc"].to(dev), **inputs)
         occurrence = batch["occurrence"].to(dev) if logits is not None else None
-        terms = criterion(fake, real, identity, logits, occurrence, batch["mask"].to(dev))
+        flow = batch["flow"].to(dev) if temporal else None
+        terms = criterion(fake, real, identity, logits, occurrence, batch["mask"].to(dev),
+                          flow, inputs.get("mouth_mask"))
         return terms["total"], {k: terms[k].detach() for k in logged}
 
     meta = {"mfcc_mean": mfcc_stats[0], "mfcc_std": mfcc_stats[1], "train_config": asdict(cfg)}
