@@ -109,11 +109,7 @@ def label_priors(root, clips: list[dict]) -> dict[str, torch.Tensor]:
     occ = [clip_array(c, root, "occurrence").astype(np.float64) for c in clips]
     if not occ:
         raise ValueError("label_priors: no training clips")
-    t_max = max(len(o) for o in occ)
-    sums, counts = np.zeros((t_max, occ[0].shape[1])), np.zeros(t_max)
-    for o in occ:
-        sums[:len(o)] += o
-        counts[:len(o)] += 1
+    sums, counts = _position_sums(occ)
     rates = np.concatenate(occ).mean(0)
     return {"rates": torch.tensor(rates, dtype=torch.float32),
             "position_rates": torch.tensor(sums / counts[:, None], dtype=torch.float32),
@@ -128,16 +124,23 @@ def position_predict(position_rates, n: int, threshold: float = 0.5) -> np.ndarr
     return rates[idx] >= threshold
 
 
-def position_mean(arrays: list[np.ndarray]) -> np.ndarray:
-    """Position-only guess of a continuous target: the mean at each frame index of the
-    training clips' ``(T_i, ...)`` arrays, ``(T_max, ...)`` (cut or pad it to a clip with
-    :func:`fit_length`)."""
+def _position_sums(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(sums (T_max, ...), counts (T_max,))``: per frame index, the sum of the clips'
+    ``(T_i, ...)`` arrays there and how many clips are long enough for it."""
     t_max = max(len(a) for a in arrays)
     sums = np.zeros((t_max, *arrays[0].shape[1:]))
     counts = np.zeros(t_max)
     for a in arrays:
         sums[:len(a)] += a
         counts[:len(a)] += 1
+    return sums, counts
+
+
+def position_mean(arrays: list[np.ndarray]) -> np.ndarray:
+    """Position-only guess of a continuous target: the mean at each frame index of the
+    training clips' ``(T_i, ...)`` arrays, ``(T_max, ...)`` (cut or pad it to a clip with
+    :func:`fit_length`)."""
+    sums, counts = _position_sums(arrays)
     return (sums / counts.reshape(-1, *[1] * (sums.ndim - 1))).astype(np.float32)
 
 

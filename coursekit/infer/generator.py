@@ -102,7 +102,7 @@ def decode_in_chunks(model: Talker, identity: torch.Tensor, mfcc: torch.Tensor, 
     model.eval()
     per_frame = warped is not None
     warp = {"warped": warped[None], "mouth_mask": mouth_mask[None]} if per_frame else {}
-    if getattr(model.cfg, "temporal", "none") != "none":  # sequential: frame by frame anyway
+    if model.cfg.temporal != "none":  # sequential: frame by frame anyway
         return model(identity[None], mfcc[None], **warp)["frames"][0]
     feats = model.features(identity[None], mfcc[None], **warp)
     fused = model.fusion(feats["f"])[0]  # (T, C)
