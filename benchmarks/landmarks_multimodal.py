@@ -10,7 +10,13 @@ the still mouth (:mod:`coursekit.evaluate.landmarks`). Phonemes come from GRID's
 alignments with espeak's phonemes spread over each word.
 
     python benchmarks/landmarks_multimodal.py --grid /path/to/grid [--proc /tmp/grid_proc] \\
-        [--steps 1500] [--model tiny|paper] [--out benchmarks/landmarks_multimodal.md]
+        [--steps 1500] [--model tiny|paper] [--out benchmarks/landmarks_multimodal.md] \\
+        [--save coursekit/assets/grid/landmarks.pt]
+
+The AU route row is the course's own way from speech to landmarks on the same clips: the
+shipped warp generator's Audio2AU and motion model (``coursekit/assets/grid``, trained on the
+same training split). ``--save`` copies the trained predictor (the file the notebook
+``09_text_and_flow`` loads).
 """
 
 import argparse
@@ -35,7 +41,7 @@ def table(results: dict) -> str:
         own, other = results[mode], results[f"{mode} shuffled"]
         lines.append(f"| {mode} | {own['error']:.4f} | {own['opening_r']:.3f} | "
                      f"{other['error']:.4f} | {other['opening_r']:.3f} |")
-    for name in ("position only", "still mouth"):
+    for name in ("AU route", "position only", "still mouth"):
         r = results[name]
         lines.append(f"| {name} | {r['error']:.4f} | {r['opening_r']:.3f} | | |")
     return "\n".join(lines)
@@ -58,6 +64,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--model", default="tiny", choices=["tiny", "paper"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", help="also copy the trained checkpoint here")
     args = parser.parse_args()
     if not args.grid:
         raise SystemExit("give the GRID folder with --grid or COURSEKIT_GRID_DIR")
@@ -65,7 +72,8 @@ def main() -> None:
     from coursekit.data.dataset import load_index
     from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
     from coursekit.data.splits import make_split
-    from coursekit.evaluate.landmarks import evaluate_landmarks
+    from coursekit.evaluate.landmarks import evaluate_landmarks, position_prior
+    from coursekit.infer.generator import load_generator
     from coursekit.models.landmarks import LandmarkConfig
     from coursekit.runtime import RunContext
     from coursekit.train.landmarks import LandmarkTrainConfig, train_landmarks
@@ -80,9 +88,15 @@ def main() -> None:
     cfg = LandmarkTrainConfig.tiny(max_steps=args.steps, seed=args.seed, lr_schedule="cosine")
     t0 = time.time()
     ckpt = train_landmarks(args.proc, split.train, Path(args.run) / "landmarks.pt", model_cfg,
-                           cfg, corpus=args.grid, progress=False)
+                           cfg, corpus=args.grid, progress=False,
+                           meta={"position_mean": position_prior(args.proc, split.train, args.grid)})
     train_s = time.time() - t0
-    results = evaluate_landmarks(ckpt, args.proc, split.test, split.train, corpus=args.grid)
+    results = evaluate_landmarks(ckpt, args.proc, split.test, split.train, corpus=args.grid,
+                                 au_route=load_generator("warp"))
+    if args.save:
+        import shutil
+
+        shutil.copyfile(ckpt, args.save)
     text = table(results)
     print(text)
     best = min(ROW_ORDER, key=lambda m: results[m]["error"])
@@ -115,11 +129,14 @@ phonemes spread over it in proportion to espeak's durations.
 
 Rows: *shuffled inputs*, the same model and setting driven by the next held-out utterance's
 inputs; *position only*, the training clips' mean displacement at each frame index;
-*still mouth*, the clip's first frame repeated.
+*still mouth*, the clip's first frame repeated; *AU route*, the course's own speech -> AUs ->
+landmark motion (the shipped warp generator's Audio2AU and motion model, trained on the same
+training clips, gated by the recording's speech activity as at inference).
 
 Best of the three settings by mouth error: **{best}**. Text + audio against position only:
 {lead(results["text+audio"], results["position only"])}; against its shuffled inputs:
-{lead(results["text+audio"], results["text+audio shuffled"])}.
+{lead(results["text+audio"], results["text+audio shuffled"])}; against the AU route:
+{lead(results["text+audio"], results["AU route"])}.
 
 Reading it: in GRID every sentence has the same six-word grammar and starts at about the
 same time, so position only is a strong baseline; a row beats it only by following each

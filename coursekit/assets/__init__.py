@@ -6,6 +6,7 @@ Layout (``README.md`` here says how each file was made)::
         talker.pt diffusion.pt audio2au.pt au_classifier.pt judge.pt syncnet.pt
     coursekit/assets/grid/   models trained on the GRID corpus
         warp.json (the warp generator: names its parts) audio2au.pt motion.pt [painter.pt]
+        syncnet.pt (112 px sync expert) landmarks.pt (the text route's landmark predictor)
 
 Every path to a shipped file goes through this module, so ``pip install coursekit`` (no
 source checkout) finds them too:

@@ -151,8 +151,9 @@ def _run_one(job: tuple[Clip, str]) -> tuple[str, str | None, int]:
 
 def preprocess_corpus(src: str | Path, dst: str | Path, cfg: PreprocessConfig | None = None, *,
                       workers: int = 1, speakers: list[str] | None = None,
-                      progress: bool = True) -> dict:
-    """Process every clip of ``src`` into ``dst`` (resumable); returns a summary dict.
+                      utts: list[str] | None = None, progress: bool = True) -> dict:
+    """Process every clip of ``src`` (of ``speakers``; of the utterance ids ``utts``, when
+    given) into ``dst`` (resumable); returns a summary dict.
 
     Summary: ``{"done": clips written now, "skipped": complete before, "failed": {key: message},
     "frames": frames written now, "seconds": wall time, "index": path}``.
@@ -165,6 +166,8 @@ def preprocess_corpus(src: str | Path, dst: str | Path, cfg: PreprocessConfig | 
     for leftover in dst.glob("*/.*.tmp*"):  # a killed run's half-written clips
         shutil.rmtree(leftover, ignore_errors=True)
     clips = list_clips(src, speakers)
+    if utts is not None:
+        clips = [c for c in clips if c.utt_id in set(utts)]
     todo = [c for c in clips if not is_done(dst, c)]
     start = time.time()
     failed, frames, done = {}, 0, 0

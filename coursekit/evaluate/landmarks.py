@@ -10,7 +10,11 @@ divided by the inter-ocular distance. Rows:
   (:func:`coursekit.evaluate.rows.shuffle_partners`, fitted to the clip's length);
 * ``position only``: the training clips' mean displacement at each frame index
   (:func:`coursekit.evaluate.rows.position_mean`);
-* ``still mouth``: the clip's first frame repeated.
+* ``still mouth``: the clip's first frame repeated;
+* ``AU route`` (when a warp generator is given): the course's own route, speech -> Audio2AU's
+  AU intensities -> the motion model's landmark motion
+  (:meth:`coursekit.infer.warp.WarpGenerator.audio_motion`, gated by the recording's speech
+  activity as at inference).
 
 Scores over every frame of the clips: ``error``, the mean Euclidean distance of the 20 mouth
 points (48-67) in inter-ocular distances; ``opening_r``, the Pearson correlation of the
@@ -26,7 +30,7 @@ from ..checkpoint import load_checkpoint
 from ..models.motion import LIP_PAIRS
 from ..train.landmarks import MODES, LandmarkWindows
 from ..warp import MOVING
-from .rows import fit_length, position_mean, shuffle_partners
+from .rows import clip_audio, fit_length, position_mean, shuffle_partners
 
 MOUTH_SLOTS = np.searchsorted(MOVING, np.arange(48, 68))
 """The 20 mouth points' indices within :data:`coursekit.warp.MOVING`."""
@@ -76,16 +80,45 @@ def predict_rows(model, items: list[dict], partners: list[int]) -> dict[str, lis
     return rows
 
 
-def evaluate_landmarks(checkpoint, root, clips: list[dict], train_clips: list[dict], *,
-                       corpus=None) -> dict[str, dict[str, float]]:
+def au_route_rows(route, items: list[dict], clips: list[dict], meta: dict) -> list[np.ndarray]:
+    """Displacements ``(T, 33, 2)`` of each clip heard by ``route`` (an object with
+    ``audio_motion(raw MFCC windows (T, 12, 28), recording, sr)``, e.g. the shipped warp
+    generator) from the clip's MFCC windows (``items``, normalised with ``meta``'s statistics)
+    and its recording (:func:`coursekit.evaluate.rows.clip_audio`)."""
+    mean, std = (np.asarray(meta[k], np.float32).reshape(-1, 1) for k in ("mfcc_mean", "mfcc_std"))
+    out = []
+    for item, clip in zip(items, clips):
+        audio, sr, _ = clip_audio(clip["path"])
+        raw = item["mfcc"].numpy() * std + mean
+        out.append(fit_length(route.audio_motion(raw, audio, sr), len(item["mask"])))
+    return out
+
+
+def position_prior(root, train_clips: list[dict], corpus=None) -> np.ndarray:
+    """The position-only row's prediction ``(T_max, 33, 2)``: the mean displacement of the
+    training clips at each frame index (:func:`coursekit.evaluate.rows.position_mean`).
+    A checkpoint may carry it as ``meta["position_mean"]`` (``benchmarks/landmarks_multimodal.py``
+    stores it), so the row needs no training clip at evaluation."""
+    train = LandmarkWindows(root, train_clips, None, corpus=corpus)
+    return position_mean([train[i]["motion"].numpy() for i in range(len(train))])
+
+
+def evaluate_landmarks(checkpoint, root, clips: list[dict], train_clips: list[dict] | None = None,
+                       *, corpus=None, au_route=None) -> dict[str, dict[str, float]]:
     """Scores (:func:`score`) of every row of the module docstring on ``clips`` (held out),
-    the position-only row from ``train_clips``; phonemes from ``corpus``'s align files."""
+    the position-only row from ``train_clips`` (None: the checkpoint's
+    ``meta["position_mean"]``, :func:`position_prior`); phonemes from ``corpus``'s align
+    files; ``au_route``: a warp generator (:func:`au_route_rows`) for the ``AU route`` row."""
     loaded = load_checkpoint(checkpoint, kind="landmarks")
+    if train_clips is None and "position_mean" not in loaded.meta:
+        raise ValueError(f"{checkpoint}: no meta['position_mean']; give the training clips")
     items = clip_inputs(root, clips, loaded.meta, corpus)
     truths = [it["motion"].numpy() for it in items]
     rows = predict_rows(loaded.model, items, shuffle_partners(clips))
-    train = LandmarkWindows(root, train_clips, None, corpus=corpus)
-    prior = position_mean([train[i]["motion"].numpy() for i in range(len(train))])
+    if au_route is not None:
+        rows["AU route"] = au_route_rows(au_route, items, clips, loaded.meta)
+    prior = (position_prior(root, train_clips, corpus) if train_clips is not None
+             else np.asarray(loaded.meta["position_mean"], np.float32))
     rows["position only"] = [fit_length(prior, len(t)) for t in truths]
     rows["still mouth"] = [fit_length(t[:1], len(t)) for t in truths]
     return {name: score(preds, truths) for name, preds in rows.items()}
