@@ -131,3 +131,63 @@ def test_fits_one_clip_better_than_a_still_mouth(processed64, tmp_path):
     rows = evaluate_landmarks(out, processed64, clip, clip)
     assert rows["text+audio"]["error"] < 0.6 * rows["still mouth"]["error"], rows
     assert rows["text+audio"]["opening_r"] > 0.5, rows
+
+
+def test_position_prior_from_the_checkpoint_and_the_au_route(processed64, tmp_path):
+    """The position-only row from the checkpoint's ``position_mean`` equals the one from the
+    training clips; the AU route row follows the warp generator's ``audio_motion``."""
+    from coursekit.evaluate.landmarks import position_prior
+
+    clips = load_index(processed64)[:3]
+    prior = position_prior(processed64, clips[1:])
+    out = train_landmarks(processed64, clips[1:], tmp_path / "lm.pt", LandmarkConfig.tiny(),
+                          _cfg(2, batch_size=4), progress=False, meta={"position_mean": prior})
+    from_clips = evaluate_landmarks(out, processed64, clips[:1], clips[1:])
+    from_meta = evaluate_landmarks(out, processed64, clips[:1])
+    assert from_meta["position only"] == from_clips["position only"]
+    assert "AU route" not in from_meta
+
+    class Still:  # a route that hears nothing: the still neutral face
+        def __init__(self):
+            self.heard = []
+
+        def audio_motion(self, windows, audio, sr):
+            self.heard.append((windows.shape, len(audio) / sr))
+            return np.zeros((len(windows), K, 2), np.float32)
+
+    route = Still()
+    rows = evaluate_landmarks(out, processed64, clips[:1], clips[1:], au_route=route)
+    n = int(clips[0]["n_frames"])
+    (shape, seconds), = route.heard
+    assert shape == (n, 12, 28) and abs(seconds - n / 25) < 0.2
+    assert np.isfinite(rows["AU route"]["error"]) and rows["AU route"]["error"] > 0
+    assert np.isnan(rows["AU route"]["opening_r"])  # a still route does not correlate
+    untrained = tmp_path / "bare.pt"
+    train_landmarks(processed64, clips[1:], untrained, LandmarkConfig.tiny(), _cfg(1, batch_size=4),
+                    progress=False)
+    with pytest.raises(ValueError, match="position_mean"):
+        evaluate_landmarks(untrained, processed64, clips[:1])
+
+
+def test_shipped_predictor_beats_its_baselines_on_held_out_grid(grid_dir, tmp_path):
+    """The shipped landmark predictor on 6 of GRID s1's held-out clips (preprocessed here,
+    only those: ``preprocess_corpus(utts=...)``): text + audio beats shuffled inputs and the
+    still mouth; the checkpoint's own position prior is used."""
+    from coursekit.assets import asset_path
+    from coursekit.data.corpus import list_clips
+    from coursekit.data.preprocess import PreprocessConfig, preprocess_corpus
+    from coursekit.data.splits import make_split
+
+    s1 = [{"speaker": c.speaker, "utt": c.utt_id} for c in list_clips(grid_dir, ["s1"])]
+    test = [c["utt"] for c in make_split(s1).test][:6]
+    summary = preprocess_corpus(grid_dir, tmp_path / "proc", PreprocessConfig(), speakers=["s1"],
+                                utts=test, progress=False)
+    assert summary["done"] == 6 and not summary["failed"]
+    clips = load_index(tmp_path / "proc")
+    assert sorted(c["utt"] for c in clips) == sorted(test)
+    rows = evaluate_landmarks(asset_path("grid/landmarks.pt"), tmp_path / "proc", clips,
+                              corpus=grid_dir)
+    best = rows["text+audio"]
+    assert best["error"] < rows["text+audio shuffled"]["error"], rows
+    assert best["error"] < 0.7 * rows["still mouth"]["error"], rows
+    assert best["opening_r"] > rows["position only"]["opening_r"], rows
