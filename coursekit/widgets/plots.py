@@ -72,8 +72,10 @@ def paste_mask(photo: np.ndarray, found: FaceCrop, size: int) -> np.ndarray:
 
 def inference_figure(photo: np.ndarray, found: FaceCrop, size: int):
     """Detect -> align -> crop -> paste back, as a matplotlib figure: the photo with its 68
-    landmarks (the alignment points, eyes and nose, in red) and the crop's square; the
-    ``(S, S)`` crop with the training template; the paste-back mask over the photo."""
+    landmarks (sky-blue dots; the alignment points, eyes and nose, as vermillion crosses) and
+    the crop's square (yellow, dashed); the ``(S, S)`` crop with the training template's
+    alignment points; the paste-back mask over the photo. Okabe-Ito colours, told apart with
+    every common colour-vision deficiency, and the marks differ in shape too."""
     import cv2
     import matplotlib.pyplot as plt
 
@@ -82,15 +84,16 @@ def inference_figure(photo: np.ndarray, found: FaceCrop, size: int):
     square = transform_points(corners, inv)
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
     axes[0].imshow(photo)
-    axes[0].plot(*found.landmarks.T, ".", color="cyan", ms=2)
-    axes[0].plot(*found.landmarks[RIGID_POINTS].T, ".", color="red", ms=3)
-    axes[0].plot(*square.T, color="yellow", lw=1)
+    axes[0].plot(*found.landmarks.T, ".", color="#56B4E9", ms=2)
+    axes[0].plot(*found.landmarks[RIGID_POINTS].T, "x", color="#D55E00", ms=4, mew=1.2)
+    axes[0].plot(*square.T, "--", color="#F0E442", lw=1.2)
     axes[0].set_title("1. detect, 68 landmarks")
     axes[1].imshow(found.crop)
-    axes[1].plot(*template(size)[RIGID_POINTS].T, "+", color="red", ms=5)
+    axes[1].plot(*template(size)[RIGID_POINTS].T, "x", color="#D55E00", ms=5, mew=1.2)
     axes[1].set_title(f"2. aligned crop {size}x{size}")
     axes[2].imshow(photo)
-    axes[2].imshow(paste_mask(photo, found, size), cmap="magma", alpha=0.6, vmin=0, vmax=1)
+    shown = axes[2].imshow(paste_mask(photo, found, size), cmap="magma", alpha=0.6, vmin=0, vmax=1)
+    fig.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.02, label="weight of the crop (0-1)")
     axes[2].set_title("3. paste-back mask")
     x0, y0, x1, y1 = found.box
     half = 1.3 * max(x1 - x0, y1 - y0)  # zoom on the face, some of the photo around it
