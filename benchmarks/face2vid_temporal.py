@@ -138,6 +138,27 @@ def report(args) -> None:
     write(args, rows, models, parts)
 
 
+def paired(rows, part: str, keys) -> list[str]:
+    """Each temporal-loss model against ``flow_wtemp0`` clip by clip (autoregressive rows):
+    the mean relative change of each measure and on how many clips it is lower."""
+    import numpy as np
+
+    base = rows.get((part, "flow_wtemp0"))
+    out = []
+    for (p, name), vals in rows.items():
+        if p != part or base is None or not name.startswith("flow_wtemp") or "(" in name \
+                or name == "flow_wtemp0":
+            continue
+        cells = []
+        for k in keys:
+            a, b = np.array([v[k] for v in base]), np.array([v[k] for v in vals])
+            ok = np.isfinite(a) & np.isfinite(b)
+            cells.append(f"{k} {100 * (b[ok].mean() / a[ok].mean() - 1):+.1f} % (lower on "
+                         f"{int((b[ok] < a[ok]).sum())} of {int(ok.sum())})")
+        out.append(f"Paired, `{name}` against `flow_wtemp0`: " + "; ".join(cells) + ".")
+    return out
+
+
 def write(args, rows, models, parts) -> None:
     import numpy as np
     import torch
@@ -168,7 +189,7 @@ def write(args, rows, models, parts) -> None:
             means = [np.nanmean([v[k] for v in vals]) for k in keys]
             cells = [f"{m:.4f}" for m in means[:3]] + [f"{means[3]:.2f}"] + [f"{m:.3f}" for m in means[4:]]
             lines.append(f"| {len(vals)} | {name} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += [""] + paired(rows, part, keys) + [""]
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
     print(text)

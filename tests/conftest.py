@@ -66,6 +66,18 @@ def grid_processed(grid_dir, tmp_path_factory):
     return out, summary
 
 
+@pytest.fixture(scope="session")
+def labs(tmp_path_factory) -> Path:
+    """Every notebook's lab, built once through the command line (``coursekit course labs``:
+    ``student/`` notebooks and ``autograder/<notebook>.zip``, otter's autograders)."""
+    pytest.importorskip("otter")
+    from coursekit import cli
+
+    out = tmp_path_factory.mktemp("labs")
+    assert cli.main(["course", "labs", "--out", str(out)]) == 0
+    return out
+
+
 def build_wheel(tmp: Path) -> Path:
     """A coursekit wheel built offline from a copy of the source in ``tmp`` (so the checkout
     gets no build/ folder); returns its path."""

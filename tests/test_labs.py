@@ -6,10 +6,13 @@ What runs, chosen for CI time (the whole suite has a budget):
 
 * Every notebook's lab is built once, through the command line (``otter assign`` without its own
   grading run: seconds).
-* **Solutions pass**, every notebook: nbval runs the committed notebooks, and there each test cell
-  calls its test on the solution's values, exactly the names otter passes it. Here we check that
-  every test cell does make that call, and that the tests otter exports read no notebook name
-  except their arguments (otter runs them outside the notebook).
+* **Solutions pass through the autograder**, every notebook: ``tests/test_notebook_parameters.py``
+  executes each solution notebook (with other parameters than its defaults) and then runs, in
+  that kernel, the test files of the notebook's autograder zip with otter's own test runner;
+  every question must get its points. nbval runs the committed notebooks, whose test cells
+  call the same tests on the solutions' values. Here we check that every test cell does make
+  that call, and that the tests otter exports read no notebook name except their arguments
+  (otter runs them outside the notebook).
 * **Unanswered fails**, every notebook: each question's exported tests run, with otter's own test
   runner, on the student version's answer cells executed by themselves; every question must score
   0. (Arguments that are not answers, e.g. ``audio``, are None there: the full grading below is
@@ -32,20 +35,12 @@ import pytest
 
 pytest.importorskip("otter")
 
-from coursekit import cli  # noqa: E402
 from coursekit.course import notebooks  # noqa: E402
 from coursekit.labs import build_lab, question_names  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.drop")
 ANSWER_TAG = "otter_answer_cell"
 WITH_EXERCISES = [nb for nb in notebooks() if question_names(nb)]
-
-
-@pytest.fixture(scope="module")
-def labs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("labs")
-    assert cli.main(["course", "labs", "--out", str(out)]) == 0
-    return out
 
 
 def _student(labs, nb) -> nbformat.NotebookNode:

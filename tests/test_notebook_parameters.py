@@ -7,11 +7,18 @@ keep it quick). A cell added at the end reports which checkpoint files the kerne
 have changed: the output folder filled, the copied checkpoints read, and the notebook's own
 figures (epochs trained, clips evaluated, sampling steps, the fusion of the trained model).
 ``device`` is not among them: on a machine without a GPU every choice resolves to the CPU.
+
+The same run grades the solutions with the notebook's autograder: a last cell runs the test
+files of its otter autograder zip (``coursekit course labs``) with otter's own test runner on
+the kernel's variables, as otter's grading does after executing a submission; every question
+must get all its points.
 """
 
 import json
 import re
 import shutil
+import zipfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -21,6 +28,21 @@ from coursekit.course import NOTEBOOK_DIR, notebooks
 
 PROBE = ("import json as _json, coursekit.checkpoint as _ck\n"
          "print('PROBE' + _json.dumps(_ck.files_read()))")
+GRADE = """import json as _json
+from otter.test_files.exception_test import ExceptionTestFile as _Test
+_scores = {}
+for _name, _source in _json.loads(open(%r).read()).items():
+    _test = _Test.from_string(_source, path=_name)
+    _test.run(globals())
+    _scores[_name] = [_test.score, _test.possible]
+print('GRADED' + _json.dumps(_scores))"""
+
+
+def autograder_tests(labs, name) -> dict[str, str]:
+    """``{question: source}`` of the test files in the notebook's autograder zip."""
+    with zipfile.ZipFile(labs / "autograder" / f"{name}.zip") as z:
+        return {Path(f).stem: z.read(f).decode() for f in z.namelist()
+                if f.startswith("tests/") and f.endswith(".py")}
 
 
 def _text(nb) -> str:
@@ -57,6 +79,11 @@ CASES = {
     "08_your_own_face": (dict(steps=2, utterance="spk6/audio/bbwh1s.flac",
                               grid_dir="no-grid-here"),
                          lambda out, text: "bbwh1s.flac" in text and "(2 DDIM steps)" in text),
+    "09_text_and_flow": (dict(text="Two books, 3 \u201cpens\u201d.", voice="en-gb", rate=175,
+                              flicker_clips=1, seed=1, held_out=2, grid_dir="no-grid-here"),
+                         lambda out, text: "'Two books, 3 \u201cpens\u201d.'" in text
+                         and "1 spk5 clips rendered" in text and (out / "samples64").is_dir()
+                         and "no-grid-here has no s1/video" in text),
 }
 
 
@@ -82,7 +109,7 @@ def _execute(source, out, params):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_parameters_take_effect(name, tmp_path):
+def test_parameters_take_effect_and_solutions_pass_the_autograder(name, tmp_path, labs):
     import papermill
 
     params, check = CASES[name]
@@ -97,12 +124,20 @@ def test_parameters_take_effect(name, tmp_path):
         params["checkpoint_dir"] = str(ckpts)
     nb = nbformat.read(str(source), as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    tests = autograder_tests(labs, name)
+    assert len(tests) >= 3, f"{name}: {len(tests)} autograded questions"
+    (tmp_path / "tests.json").write_text(json.dumps(tests))
+    nb.cells.append(nbformat.v4.new_code_cell(GRADE % str(tmp_path / "tests.json")))
     probe_in, ran = tmp_path / "in.ipynb", tmp_path / "ran.ipynb"
     nbformat.write(nb, str(probe_in))
     _execute(probe_in, ran, params)
     done = nbformat.read(str(ran), as_version=4)
     text = _text(done)
     read = json.loads(text.rsplit("PROBE", 1)[1].splitlines()[0])
+    scores = json.loads(text.rsplit("GRADED", 1)[1].splitlines()[0])
+    assert sorted(scores) == sorted(tests)
+    short = {q: s for q, s in scores.items() if not s[1] > 0 or s[0] < s[1]}
+    assert not short, f"{name}: the autograder gives the solutions less than full points: {short}"
     out = tmp_path / "out"
     if has_out:
         assert out.is_dir() and any(p.is_file() for p in out.rglob("*")), "nothing in out_dir"

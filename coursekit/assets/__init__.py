@@ -4,6 +4,7 @@ Layout (``README.md`` here says how each file was made)::
 
     coursekit/assets/tiny/   small models trained on data_samples/ (64 px unless named 112)
         talker.pt diffusion.pt audio2au.pt au_classifier.pt judge.pt syncnet.pt
+        face2vid.pt face2vid_no_temporal.pt (the temporal decoders of notebook 09)
     coursekit/assets/grid/   models trained on the GRID corpus
         warp.json (the warp generator: names its parts) audio2au.pt motion.pt [painter.pt]
         syncnet.pt (112 px sync expert) landmarks.pt (the text route's landmark predictor)
