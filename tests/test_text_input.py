@@ -196,6 +196,52 @@ def test_generate_from_a_recording_and_its_transcript(face, tmp_path, capsys):
     assert abs(float(first.split(",")[2]) - start) < 0.025
 
 
+def test_generate_from_text_through_the_landmark_predictor(face, tmp_path, capsys):
+    """``--landmarks``: the mouth follows the multimodal landmark predictor (the text's
+    phonemes and espeak's speech): during the words the photo moves between nose and chin,
+    not above the nose, and otherwise than with the AU route."""
+    routes = {}
+    for name, extra in (("landmarks", ["--landmarks"]), ("au", [])):
+        out = tmp_path / f"{name}.mp4"
+        code, _, err = generate(capsys, "--text", SENTENCE, "--face", face, "--out", out,
+                                "--paste-back", *extra)
+        assert code == 0, err
+        routes[name] = read_video(out)[0].astype(np.float32)
+    speech = T.speak(SENTENCE)
+    frames = routes["landmarks"]
+    assert frames.shape == routes["au"].shape
+    from coursekit.infer import crop_face, read_image
+
+    lm = crop_face(read_image(face), 112).landmarks                 # (68, 2) photo pixels
+    change = np.abs(frames - frames[:1]).mean(-1)               # (T, H, W) from the first frame
+    x0, x1 = int(lm[3, 0]), int(lm[13, 0])
+    lower = change[:, int(lm[33, 1]):int(lm[8, 1]), x0:x1]      # nose base to chin
+    upper = change[:, :int(lm[29, 1]), x0:x1]                   # eyes and above
+    in_words = [k for k in range(len(frames))
+                if any(w.start <= k / 25 < w.end for w in speech.words)]
+    assert lower[in_words].mean() > 3 * upper[in_words].mean() + 0.05
+    assert np.abs(frames - routes["au"]).mean() > 0.05          # another motion than the AU route
+
+    gen = T.landmark_driven(speech)
+    windows = np.random.default_rng(0).normal(0, 10, (30, 12, 28)).astype(np.float32)
+    text_and_audio = gen.audio_motion(windows)
+    assert text_and_audio.shape == (30, 33, 2)
+    audio_only = T.landmark_driven(None).audio_motion(windows)
+    assert not np.allclose(text_and_audio, audio_only)
+
+
+def test_landmarks_drive_the_warp_generator_only(face, tmp_path, capsys):
+    from coursekit.infer import InferError
+
+    with pytest.raises(InferError, match="warp generator only"):
+        T.landmark_driven(None, "diffusion")
+    with pytest.raises(FileNotFoundError, match="nowhere.pt: no such landmark predictor"):
+        T.landmark_driven(None, landmarks=tmp_path / "nowhere.pt")
+    code, _, err = generate(capsys, "--audio", tmp_path / "a.wav", "--landmarks", "--face", face,
+                            "--out", tmp_path / "x.mp4")
+    assert code == 2 and "--landmarks needs --text" in err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--text", " "], "empty text: nothing to say"),
     (["--text", "!!!"], "nothing speakable"),

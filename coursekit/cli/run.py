@@ -152,6 +152,10 @@ def _generate(args) -> int:
     if args.phonemes is not None and args.text is None:
         print("coursekit generate: error: --phonemes needs --text", file=sys.stderr)
         return 2
+    if args.landmarks and args.text is None:
+        print("coursekit generate: error: --landmarks needs --text (the phonemes it reads)",
+              file=sys.stderr)
+        return 2
 
     def body(ctx) -> int:
         start = time.time()
@@ -164,7 +168,7 @@ def _generate(args) -> int:
                         else args.phonemes)
             out, _ = text_video(args.checkpoint, args.face, args.text, args.out, audio=args.audio,
                                 voice=args.voice, rate=args.rate, pitch=args.pitch,
-                                phonemes=phonemes, **options)
+                                phonemes=phonemes, landmarks=args.landmarks, **options)
             if phonemes is not None:
                 print(f"wrote {phonemes}")
         print(f"wrote {out} ({time.time() - start:.1f} s)")
@@ -260,6 +264,11 @@ def register(sub) -> None:
     video.add_argument("--phonemes", nargs="?", const="", metavar="PATH", help="with --text: "
                        "write the phoneme and word timings (.json or .csv; default OUT with "
                        ".phonemes.json)")
+    video.add_argument("--landmarks", nargs="?", const=True, default=False, metavar="CKPT",
+                       help="with --text and the warp generator: drive the mouth by the "
+                       "multimodal landmark predictor (the text's phonemes and the speech, Yu "
+                       "et al. 2020) instead of the AU route; CKPT: another predictor than the "
+                       "shipped grid/landmarks.pt")
     video.add_argument("--out", required=True, help="the .mp4 to write (H.264 + the input audio)")
     video.add_argument("--paste-back", action="store_true",
                        help="the whole photo at its own resolution (default: the face crop)")

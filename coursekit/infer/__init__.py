@@ -46,15 +46,16 @@ from .faces import (CHIN, LOWER_FACE, MAX_PHOTO_SIDE, FaceCrop, crop_face, lower
 from .generator import (CHUNK, RENDERER_NAMES, RENDERERS, Generator, InferError,
                         decode_in_chunks, default_checkpoint, generator_path, load_generator)
 from .run import VIEW_SIZE, generate_video, load_speech, n_video_frames
-from .text import (TextError, align, align_speech, dtw, normalize_text, speak, text_video,
-                   warp_times, write_timings)
+from .text import (TextError, align, align_speech, dtw, landmark_driven, normalize_text, speak,
+                   text_video, warp_times, write_timings)
 from .warp import WarpConfig, WarpGenerator, load_warp_generator, speech_activity
 
 __all__ = [
     "CHIN", "CHUNK", "LOWER_FACE", "MAX_PHOTO_SIDE", "RENDERERS", "RENDERER_NAMES", "VIEW_SIZE",
     "FaceCrop", "Generator", "InferError", "TextError", "WarpConfig", "WarpGenerator", "align",
     "align_speech", "crop_face", "decode_in_chunks", "default_checkpoint", "dtw",
-    "generate_video", "generator_path", "load_generator", "load_speech", "load_warp_generator",
+    "generate_video", "generator_path", "landmark_driven", "load_generator", "load_speech",
+    "load_warp_generator",
     "lower_face_polygon", "n_video_frames", "normalize_text", "paste_back", "read_image", "speak",
     "speech_activity", "text_video", "to_tensor", "to_uint8", "warp_times", "write_timings",
 ]

@@ -36,8 +36,8 @@ from ..data.espeak import EspeakError, Phone, Speech, Word, synthesize
 from .generator import InferError
 from .run import generate_video, load_speech
 
-__all__ = ["MAX_ALIGN_S", "TextError", "align", "align_speech", "dtw", "normalize_text",
-           "speak", "text_video", "warp_times", "write_timings"]
+__all__ = ["MAX_ALIGN_S", "TextError", "align", "align_speech", "dtw", "landmark_driven",
+           "normalize_text", "speak", "text_video", "warp_times", "write_timings"]
 
 MAX_ALIGN_S = 90.0
 """Longest recording :func:`align` takes: the cost matrix grows with its length squared."""
@@ -238,15 +238,54 @@ def align(text: str, audio: np.ndarray, sr: int, *, voice: str = "en-us", rate: 
 # ----------------------------------------------------------------------------- video
 
 
+def landmark_driven(speech: Speech | None, checkpoint=None, landmarks=None,
+                    device: str = "cpu"):
+    """The warp generator ``checkpoint`` (None: the shipped one) with its mouth driven by the
+    multimodal landmark predictor (Yu et al. 2020's first step) instead of Audio2AU and the
+    motion model: each frame's phoneme (from ``speech``'s timed phones, on the recording's
+    time axis; None: audio only) and raw MFCC window ``(T, 12, 28)`` -> landmark motion
+    ``(T, 33, 2)``, which the thin-plate warp and painter turn into frames as before.
+    ``landmarks``: a ``kind="landmarks"`` checkpoint (None: the shipped ``grid/landmarks.pt``).
+    """
+    from ..assets import asset_path
+    from ..checkpoint import load_checkpoint
+    from ..data.phonemes import frames_of
+    from .generator import load_generator
+    from .warp import WarpGenerator
+
+    gen = load_generator("warp" if checkpoint is None else checkpoint, device)
+    if not isinstance(gen, WarpGenerator):
+        raise InferError(f"{checkpoint}: landmarks drive the warp generator only (its warp moves "
+                         f"the photo to landmarks), not a {gen.name} renderer")
+    path = landmarks if landmarks is not None else asset_path("grid/landmarks.pt")
+    if path is None or not Path(path).is_file():
+        raise FileNotFoundError(f"{path or 'coursekit/assets/grid/landmarks.pt'}: no such "
+                                "landmark predictor checkpoint")
+    loaded = load_checkpoint(path, device, kind="landmarks")
+    mean, std = (np.asarray(loaded.meta[k], np.float32).reshape(-1, 1)
+                 for k in ("mfcc_mean", "mfcc_std"))
+    segments = None if speech is None else [(p.start, p.end, p.symbol) for p in speech.phones]
+
+    def audio_motion(windows: np.ndarray, recording=None, sr: int = SAMPLE_RATE) -> np.ndarray:
+        ids = None if segments is None else frames_of(segments, len(windows))
+        return loaded.model.predict(ids, (np.asarray(windows, np.float32) - mean) / std)
+
+    gen.audio_motion = audio_motion
+    return gen
+
+
 def text_video(checkpoint, face: str | os.PathLike, text: str, out: str | os.PathLike, *,
                audio: str | os.PathLike | None = None, voice: str = "en-us", rate: int = 160,
                pitch: int = 50, phonemes: str | os.PathLike | None = None,
-               **options) -> tuple[Path, Speech]:
+               landmarks: bool | str | os.PathLike = False, **options) -> tuple[Path, Speech]:
     """:func:`~coursekit.infer.generate_video` from text: ``out`` shows the face in ``face``
     saying ``text`` in espeak's voice (:func:`speak`), or, with ``audio``, saying the
     recording ``audio`` of which ``text`` is the transcript (:func:`align`; the video has
     the recording's sound). ``phonemes``: also write the timings there
-    (:func:`write_timings`, ``.json`` or ``.csv``). ``options`` go to ``generate_video``.
+    (:func:`write_timings`, ``.json`` or ``.csv``). ``landmarks``: True (the shipped
+    predictor) or a checkpoint: the mouth follows the text's phonemes and the speech through
+    the landmark predictor (:func:`landmark_driven`; the warp generator only).
+    ``options`` go to ``generate_video``.
 
     Returns ``(out, speech)``: the Speech's audio is what the video says, its phones and
     words are timed on it. Raises what ``generate_video`` does, and :class:`TextError`.
@@ -260,6 +299,9 @@ def text_video(checkpoint, face: str | os.PathLike, text: str, out: str | os.Pat
         recording, sr, _ = load_speech(audio)
         speech = align(text, recording, sr, voice=voice, rate=rate, source=str(audio))
         sound = audio
+    if landmarks is not False and landmarks is not None:
+        checkpoint = landmark_driven(speech, checkpoint, None if landmarks is True else landmarks,
+                                     options.get("device", "cpu"))
     out = generate_video(checkpoint, face, sound, out, **options)
     if phonemes is not None:
         write_timings(speech, phonemes)
