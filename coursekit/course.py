@@ -70,8 +70,8 @@ def run_course(out: str | Path, parameters: dict | None = None, *, only: list[st
     Args:
         out: run folder; executed notebooks go there, each notebook's own outputs (figures,
             videos, tables) under ``out/<notebook name>/``.
-        parameters: injected into every notebook's ``parameters`` cell (unknown names are
-            ignored by notebooks that do not use them).
+        parameters: injected into the ``parameters`` cell of every notebook that has them
+            (a name that no notebook has is reported once and used nowhere).
         only: run just the notebooks whose names contain one of these strings.
         notebook_dir: where the notebooks are (default: :func:`notebooks`' lookup).
 
@@ -86,13 +86,19 @@ def run_course(out: str | Path, parameters: dict | None = None, *, only: list[st
         raise FileNotFoundError(f"{data}: no such data folder ({SAMPLES_HINT.format(root=data)})")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    known = {nb: set(papermill.inspect_notebook(str(nb))) for nb in found}
+    stray = sorted(set(parameters or {}) - set(DEFAULT_PARAMETERS) - set().union(*known.values()))
+    if stray:
+        print(f"coursekit course run: no notebook has the parameter(s) {', '.join(stray)}; "
+              "they are not used")
     done, seconds = [], {}
     for nb in found:
         if only and not any(key in nb.name for key in only):
             continue
         start = time.time()
         target = out / nb.name
-        nb_params = dict(params, out_dir=str(out / nb.stem))
+        nb_params = {k: v for k, v in dict(params, out_dir=str(out / nb.stem)).items()
+                     if k in known[nb]}
         papermill.execute_notebook(str(nb), str(target), parameters=nb_params, kernel_name=kernel,
                                    cwd=str(nb.parent), progress_bar=progress)
         seconds[nb.name] = time.time() - start

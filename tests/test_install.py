@@ -101,10 +101,18 @@ def fake_notebooks(tmp_path, monkeypatch):
     """Two notebooks and a data folder; papermill replaced by a recorder of its parameters."""
     import papermill
 
+    import nbformat
+
     folder = tmp_path / "nbs"
     folder.mkdir()
-    for name in ("01_a.ipynb", "02_b.ipynb"):
-        (folder / name).write_text("{}")
+    names = "device = 'cpu'\ndata_dir = ''\ncheckpoint_dir = ''\nout_dir = ''\nseed = 0\n"
+    without_checkpoints = names.replace("checkpoint_dir = ''\n", "")
+    for name, source in (("01_a.ipynb", names), ("02_b.ipynb", without_checkpoints)):
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata["tags"] = ["parameters"]
+        nb = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {
+            "name": "python3", "display_name": "Python 3", "language": "python"}})
+        nbformat.write(nb, str(folder / name))
     (tmp_path / "data").mkdir()
     calls = []
 
@@ -127,11 +135,23 @@ def test_course_run_passes_the_device_to_every_notebook(fake_notebooks, tmp_path
                      "--out", str(tmp_path / "run")]) == 0
     assert [name for name, _ in calls] == ["01_a.ipynb", "02_b.ipynb"]
     for _, p in calls:
-        assert p["device"] == "cuda:1" and p["checkpoint_dir"] == str(assets.TINY_DIR)
+        assert p["device"] == "cuda:1" and "config" not in p  # only the notebook's own names
+    assert calls[0][1]["checkpoint_dir"] == str(assets.TINY_DIR)
+    assert "checkpoint_dir" not in calls[1][1]
     calls.clear()
     assert cli.main(["course", "run", "--notebooks", str(folder), "--params", str(params),
                      "--device", "cpu", "--out", str(tmp_path / "run2")]) == 0
     assert [p["device"] for _, p in calls] == ["cpu", "cpu"]
+
+
+def test_course_run_names_a_parameter_no_notebook_has(fake_notebooks, tmp_path, capsys):
+    folder, calls = fake_notebooks
+    params = tmp_path / "lab.json"
+    params.write_text(json.dumps({"data_dir": str(tmp_path / "data"), "epocs": 3}))
+    assert cli.main(["course", "run", "--notebooks", str(folder), "--params", str(params),
+                     "--out", str(tmp_path / "run")]) == 0
+    assert "no notebook has the parameter(s) epocs" in capsys.readouterr().out
+    assert all("epocs" not in p for _, p in calls)
 
 
 def test_course_run_without_data_says_how_to_make_it(fake_notebooks, tmp_path, capsys):
