@@ -30,7 +30,7 @@ from ..checkpoint import load_checkpoint
 from ..models.motion import LIP_PAIRS
 from ..train.landmarks import MODES, LandmarkWindows
 from ..warp import MOVING
-from .rows import clip_audio, fit_length, position_mean, shuffle_partners
+from .rows import clip_array, clip_audio, fit_length, position_mean, shuffle_partners
 
 MOUTH_SLOTS = np.searchsorted(MOVING, np.arange(48, 68))
 """The 20 mouth points' indices within :data:`coursekit.warp.MOVING`."""
@@ -80,17 +80,15 @@ def predict_rows(model, items: list[dict], partners: list[int]) -> dict[str, lis
     return rows
 
 
-def au_route_rows(route, items: list[dict], clips: list[dict], meta: dict) -> list[np.ndarray]:
+def au_route_rows(route, root, clips: list[dict], lengths: list[int]) -> list[np.ndarray]:
     """Displacements ``(T, 33, 2)`` of each clip heard by ``route`` (an object with
     ``audio_motion(raw MFCC windows (T, 12, 28), recording, sr)``, e.g. the shipped warp
-    generator) from the clip's MFCC windows (``items``, normalised with ``meta``'s statistics)
-    and its recording (:func:`coursekit.evaluate.rows.clip_audio`)."""
-    mean, std = (np.asarray(meta[k], np.float32).reshape(-1, 1) for k in ("mfcc_mean", "mfcc_std"))
+    generator) from the clip's raw MFCC windows and its recording
+    (:func:`coursekit.evaluate.rows.clip_audio`), fitted to ``lengths``."""
     out = []
-    for item, clip in zip(items, clips):
+    for clip, n in zip(clips, lengths):
         audio, sr, _ = clip_audio(clip["path"])
-        raw = item["mfcc"].numpy() * std + mean
-        out.append(fit_length(route.audio_motion(raw, audio, sr), len(item["mask"])))
+        out.append(fit_length(route.audio_motion(clip_array(clip, root, "mfcc"), audio, sr), n))
     return out
 
 
@@ -116,7 +114,7 @@ def evaluate_landmarks(checkpoint, root, clips: list[dict], train_clips: list[di
     truths = [it["motion"].numpy() for it in items]
     rows = predict_rows(loaded.model, items, shuffle_partners(clips))
     if au_route is not None:
-        rows["AU route"] = au_route_rows(au_route, items, clips, loaded.meta)
+        rows["AU route"] = au_route_rows(au_route, root, clips, [len(t) for t in truths])
     prior = (position_prior(root, train_clips, corpus) if train_clips is not None
              else np.asarray(loaded.meta["position_mean"], np.float32))
     rows["position only"] = [fit_length(prior, len(t)) for t in truths]

@@ -299,7 +299,7 @@ def text_video(checkpoint, face: str | os.PathLike, text: str, out: str | os.Pat
         recording, sr, _ = load_speech(audio)
         speech = align(text, recording, sr, voice=voice, rate=rate, source=str(audio))
         sound = audio
-    if landmarks is not False and landmarks is not None:
+    if landmarks:
         checkpoint = landmark_driven(speech, checkpoint, None if landmarks is True else landmarks,
                                      options.get("device", "cpu"))
     out = generate_video(checkpoint, face, sound, out, **options)
